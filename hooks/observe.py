@@ -1,0 +1,60 @@
+"""Turn a tracer report into an Observation for the store, saying honestly what is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from typing import Any
+
+from syscage.profile import Observation
+from syscage.store import utc_now
+from syscage.syscalls import names_for
+
+
+def observation_from_report(container_id: str, report: dict[str, Any], runtime: str,
+                            runtime_name: str) -> Observation:
+    counters = {k: int(v) for k, v in report.get("counters", {}).items()}
+    names, unresolved = names_for(report.get("syscalls", []))
+    obs = Observation(container_id=container_id, started=report.get("started", ""), stopped=utc_now(),
+                      cutover="none", runtime=runtime, kernel=os.uname().release, syscalls=names,
+                      unresolved=unresolved, counters=counters,
+                      pre_exec=names_for(report.get("pre_exec", []))[0])
+    base = runtime_base(runtime_name)
+    if counters.get("cutover_seccomp"):
+        obs.cutover = "seccomp"
+        # Observed exactly, but a Go runtime's asynchronous syscalls (preemption signals, futex waits)
+        # after the filter load vary from run to run: allow them so enforce never fails by chance.
+        obs.runtime_base = sorted(set((base or {}).get("asynchronous", [])) - set(names))
+    elif counters.get("cutover_exec"):
+        obs.cutover = "exec"
+        if base is None:
+            obs.problems.append(f"no measured runtime base set for runtime {runtime_name or 'unknown'}: what it "
+                                "does between the filter load and exec is missing (give the spec a seccomp "
+                                "section, or learn through syscage-runtime, to record it exactly)")
+        else:
+            nnp = "no_new_privileges" if report.get("no_new_privileges") else "new_privileges"
+            obs.runtime_base = sorted((set(base[nnp]) | set(base.get("asynchronous", []))) - set(names))
+    else:
+        obs.problems.append("the container never reached its cut-over point (no seccomp load or exec was seen), "
+                            "nothing was recorded")
+    if counters.get("armed_map_full"):
+        obs.problems.append(f"{counters['armed_map_full']} threads could not be tracked: the thread map was full "
+                            "(raise tracer.max_threads)")
+    if counters.get("nr_out_of_range"):
+        obs.problems.append(f"{counters['nr_out_of_range']} syscalls had numbers beyond the tracer's table")
+    return obs
+
+
+def runtime_base(runtime_name: str) -> dict[str, list[str]] | None:
+    """Measured syscalls `runtime_name` makes between loading a filter and exec'ing the workload (see
+    integration/measure_runtime_base.py): `no_new_privileges` / `new_privileges` sets and the
+    `asynchronous` set a Go runtime may add at any time."""
+    if not runtime_name or "/" in runtime_name or runtime_name.startswith("."):
+        return None
+    try:
+        raw = resources.files("syscage.defaults").joinpath("base", f"{runtime_name}.json").read_text()
+    except (FileNotFoundError, ModuleNotFoundError, OSError):
+        return None
+    doc = json.loads(raw)
+    return {k: list(doc.get(k, [])) for k in ("no_new_privileges", "new_privileges", "asynchronous")}

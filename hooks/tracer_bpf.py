@@ -1,0 +1,155 @@
+"""The BPF side of the tracer: compile tracer.c once, then hand out per-container slots.
+
+A slot is a container's row in the BPF maps: its syscall bitmaps and counters. User space only
+touches the maps when a container is added or flushed; nothing crosses to user space per syscall,
+so nothing can be dropped under load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from syscage.syscalls import syscall_number
+
+BPF_SOURCE = Path(__file__).with_name("tracer.c")
+
+NR_WORDS = 8  # bitmaps cover syscall numbers 0..511 (x86_64 tops out near 470)
+NR_SETS = 2
+SET_ALL, SET_PRE_EXEC = 0, 1
+MODE_SECCOMP, MODE_EXEC = 1, 2
+
+# Counter names, in the order of their index in the `counters` map.
+COUNTERS = ("armed_threads", "armed_map_full", "nr_out_of_range", "cutover_seccomp", "cutover_exec", "tsync")
+
+
+class WatchInfo(ctypes.Structure):
+    _fields_ = [("slot", ctypes.c_uint32), ("mode", ctypes.c_uint32),
+                ("pidns_dev", ctypes.c_uint64), ("pidns_ino", ctypes.c_uint64)]
+
+
+@dataclass
+class SlotReport:
+    syscalls: list[int]
+    pre_exec: list[int]
+    counters: dict[str, int]
+
+
+def bits_to_numbers(words: list[int], base: int = 0) -> list[int]:
+    return [base + w * 64 + b for w, word in enumerate(words) for b in range(64) if word >> b & 1]
+
+
+class SyscallRecorder:
+    """Owns the loaded BPF program and its maps."""
+
+    def __init__(self, max_slots: int, max_threads: int) -> None:
+        from bcc import BPF  # heavy (LLVM): only the tracer process imports it
+
+        cflags = [
+            f"-DMAX_SLOTS={max_slots}",
+            f"-DMAX_THREADS={max_threads}",
+            f"-DNR_WORDS={NR_WORDS}",
+            f"-DNR_COUNTERS={len(COUNTERS)}",
+            f"-DNR_EXECVE={syscall_number('execve')}",
+            f"-DNR_EXECVEAT={syscall_number('execveat')}",
+        ] + [f"-DCNT_{name.upper()}={i}" for i, name in enumerate(COUNTERS)]
+        self.max_slots = max_slots
+        self.bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
+        self.watch = self.bpf["watch"]
+        self.armed = self.bpf["armed"]
+        self.seen = self.bpf["seen"]
+        self.counters = self.bpf["counters"]
+        self.free_slots = list(range(max_slots - 1, -1, -1))
+        _release_compiler_memory()
+
+    def add(self, cgroup_id: int, pidns_dev: int, pidns_ino: int, exec_mode: bool) -> int:
+        """Start watching a container; returns its slot. Raises IndexError when all slots are taken."""
+        if not self.free_slots:
+            raise IndexError("no free slot")
+        key = ctypes.c_uint64(cgroup_id)
+        if key in self.watch:
+            raise KeyError("cgroup already watched")
+        slot = self.free_slots.pop()
+        self._zero(slot)
+        self.watch[key] = WatchInfo(slot, MODE_EXEC if exec_mode else MODE_SECCOMP, pidns_dev, pidns_ino)
+        return slot
+
+    def collect(self, slot: int) -> SlotReport:
+        def words(which: int) -> list[int]:
+            start = (slot * NR_SETS + which) * NR_WORDS
+            return [self.seen[ctypes.c_uint32(start + i)].value for i in range(NR_WORDS)]
+
+        base = slot * len(COUNTERS)
+        counters = {name: self.counters[ctypes.c_uint32(base + i)].value for i, name in enumerate(COUNTERS)}
+        return SlotReport(bits_to_numbers(words(SET_ALL)), bits_to_numbers(words(SET_PRE_EXEC)), counters)
+
+    def remove(self, cgroup_id: int, slot: int) -> None:
+        """Stop watching: forget the cgroup and any thread still armed for this slot."""
+        key = ctypes.c_uint64(cgroup_id)
+        if key in self.watch:
+            del self.watch[key]
+        stale = [k for k, v in self.armed.items() if v.slot == slot]
+        for k in stale:
+            with contextlib.suppress(KeyError):  # the thread exited meanwhile
+                del self.armed[k]
+        self.free_slots.append(slot)
+
+    def _zero(self, slot: int) -> None:
+        start = slot * NR_SETS * NR_WORDS
+        for i in range(NR_SETS * NR_WORDS):
+            self.seen[ctypes.c_uint32(start + i)] = ctypes.c_uint64(0)
+        base = slot * len(COUNTERS)
+        for i in range(len(COUNTERS)):
+            self.counters[ctypes.c_uint32(base + i)] = ctypes.c_uint64(0)
+
+    def close(self) -> None:
+        self.bpf.cleanup()
+
+
+def _release_compiler_memory() -> None:
+    """Give LLVM's freed compile-time heap back to the OS: the tracer lives long, the compile is over."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def container_identity(pid: int) -> tuple[int, int, int]:
+    """(cgroup v2 id, pid-namespace device, pid-namespace inode) of a process, from /proc and cgroupfs."""
+    cgroup_path = None
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            hierarchy, _, path = line.rstrip("\n").split(":", 2)
+            if hierarchy == "0":
+                cgroup_path = path
+    if cgroup_path is None:
+        raise LookupError("no cgroup v2 membership (is a cgroup2 hierarchy mounted?)")
+    if cgroup_path == "/":
+        raise LookupError("the container has no cgroup v2 of its own")
+    mount = cgroup2_mount()
+    if mount is None:
+        raise LookupError("no cgroup2 file system is mounted")
+    cgroup_id = os.stat(mount / cgroup_path.lstrip("/")).st_ino
+    ns = os.stat(f"/proc/{pid}/ns/pid")
+    return cgroup_id, ns.st_dev, ns.st_ino
+
+
+def cgroup2_mount() -> Path | None:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split(" ", 1)[0] == "cgroup2":
+                return Path(left.split(" ")[4])
+    return None
+
+
+def cgroup_mounts() -> list[Path]:
+    """Mount points of every cgroup hierarchy, v1 and v2."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split(" ", 1)[0] in ("cgroup", "cgroup2"):
+                found.append(Path(left.split(" ")[4]))
+    return found

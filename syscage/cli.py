@@ -1,0 +1,178 @@
+"""syscage: the operator's command line. Inspect, export and accept profiles; see the tracer; run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from syscage.config import Config, load_config
+from syscage.errors import SyscageError
+from syscage.logs import say_error
+
+EPILOG = """\
+Profiles live under the store (paths.store in the config, /var/lib/syscage by default):
+  profiles/NAME/profile.json   what was learned: syscalls with provenance, one record per run
+  profiles/NAME/seccomp.json   OCI linux.seccomp object, usable as a podman/docker seccomp profile
+A container opts in with the annotations io.syscage.mode=learn|enforce|complain and io.syscage.profile=NAME.
+The config file is /etc/syscage/config.toml unless SYSCAGE_CONFIG names another.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        config = load_config()
+        return int(args.func(config, args) or 0)
+    except SyscageError as exc:
+        say_error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="syscage", description=__doc__, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list profiles with their syscall and run counts")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", help="show one profile: completeness, syscalls, runs")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print profile.json as stored")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("seccomp", help="print the profile as an OCI linux.seccomp object")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_seccomp)
+
+    p = sub.add_parser("accept", help="vouch for an incomplete profile so that enforce will use it")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_accept)
+
+    p = sub.add_parser("tracer", help="status of the tracer, or stop it")
+    p.add_argument("action", choices=("status", "stop"))
+    p.set_defaults(func=cmd_tracer)
+
+    p = sub.add_parser("demo", help="learn a profile for a busybox container with runc, then enforce it")
+    p.add_argument("--workdir", default=None, help="where the demo's rootfs and bundles go (default: a temp dir)")
+    p.set_defaults(func=cmd_demo)
+
+    from syscage.install import add_install_parser
+
+    add_install_parser(sub)
+    return parser
+
+
+def _store(config: Config):  # type: ignore[no-untyped-def]
+    from syscage.store import ProfileStore
+
+    return ProfileStore(config.store, config.seccomp_errno)
+
+
+def cmd_list(config: Config, args: argparse.Namespace) -> int:
+    store = _store(config)
+    rows: list[dict[str, Any]] = []
+    for name in store.names():
+        try:
+            p = store.read(name)
+            assert p is not None
+            rows.append({"name": name, "complete": p["complete"], "syscalls": len(p["syscalls"]),
+                         "runs": len(p["runs"]), "updated": p["updated"]})
+        except SyscageError as exc:
+            rows.append({"name": name, "error": str(exc)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no profiles in {store.profiles}")
+        return 0
+    print(f"{'PROFILE':32} {'STATUS':10} {'SYSCALLS':>8} {'RUNS':>5}  UPDATED")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['name']:32} {'CORRUPT':10} {'-':>8} {'-':>5}  {r['error']}")
+        else:
+            status = "complete" if r["complete"] else "INCOMPLETE"
+            print(f"{r['name']:32} {status:10} {r['syscalls']:>8} {r['runs']:>5}  {r['updated']}")
+    return 0
+
+
+def cmd_show(config: Config, args: argparse.Namespace) -> int:
+    profile = _store(config).read(args.name)
+    if profile is None:
+        raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
+    if args.json:
+        print(json.dumps(profile, indent=2, sort_keys=True))
+        return 0
+    print(f"profile {profile['name']} ({profile['arch']}), revision {profile.get('revision', 0)}, "
+          f"updated {profile['updated']}")
+    if profile["complete"]:
+        print("status: complete")
+    else:
+        print("status: INCOMPLETE (enforce refuses it until you re-learn or `syscage accept` it)")
+        for reason in profile["incomplete_reasons"]:
+            print(f"  - {reason}")
+    print(f"syscalls ({len(profile['syscalls'])}):")
+    for name, entry in sorted(profile["syscalls"].items()):
+        print(f"  {name:24} runs={entry['runs']:<4} {','.join(entry['sources']):20} last={entry['last_seen']}")
+    if profile["unresolved_syscalls"]:
+        print(f"unnamed syscall numbers (cannot be allowed): {', '.join(sorted(profile['unresolved_syscalls']))}")
+    print(f"runs ({len(profile['runs'])}):")
+    for run in profile["runs"]:
+        state = "ok" if run["complete"] else "INCOMPLETE: " + "; ".join(run["problems"])
+        print(f"  {run['stopped']} {run['container_id']:24} cutover={run['cutover']:8} "
+              f"syscalls={run['syscall_count']:<4} {state}")
+    return 0
+
+
+def cmd_seccomp(config: Config, args: argparse.Namespace) -> int:
+    from syscage.seccomp import render_profile
+
+    profile = _store(config).read(args.name)
+    if profile is None:
+        raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
+    print(json.dumps(render_profile(profile, config.seccomp_errno), indent=2))
+    return 0
+
+
+def cmd_accept(config: Config, args: argparse.Namespace) -> int:
+    profile = _store(config).accept(args.name)
+    print(f"profile {args.name} accepted as complete ({len(profile['syscalls'])} syscalls)")
+    return 0
+
+
+def cmd_tracer(config: Config, args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    from syscage.hooks.client import TracerUnavailable, request
+
+    try:
+        status = request(config, {"op": "status"}, timeout=5)
+    except TracerUnavailable:
+        print(f"tracer: not running (socket {config.tracer_socket})")
+        return 0 if args.action == "stop" else 3
+    if args.action == "status":
+        print(json.dumps(status, indent=2))
+        return 0
+    os.kill(int(status["pid"]), signal.SIGTERM)
+    print(f"tracer {status['instance']} (pid {status['pid']}) asked to stop")
+    return 0
+
+
+def cmd_demo(config: Config, args: argparse.Namespace) -> int:
+    from syscage.demo import run_demo
+
+    return run_demo(config, args.workdir)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Configuration from TOML: /etc/syscage/config.toml, or the file SYSCAGE_CONFIG names."""
+
+from __future__ import annotations
+
+import errno as errno_codes
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import tomli
+
+from syscage.errors import SyscageError
+
+DEFAULT_CONFIG_PATH = Path("/etc/syscage/config.toml")
+ENV_CONFIG = "SYSCAGE_CONFIG"
+
+
+@dataclass(frozen=True)
+class Config:
+    store: Path = Path("/var/lib/syscage")
+    run_dir: Path = Path("/run/syscage")
+    log_file: Path = Path("/var/log/syscage/syscage.log")
+    log_level: str = "info"
+    idle_timeout: float = 300.0
+    start_timeout: float = 30.0
+    max_containers: int = 256
+    max_threads: int = 65536
+    on_tracer_error: str = "run"
+    seccomp_errno: int = errno_codes.EPERM
+    runtime_path: Path = Path("/usr/sbin/runc")
+    hook_path: Path = Path("/usr/local/bin/syscage-hook")
+    hook_timeout: int = 60
+    on_missing_profile: str = "fail"
+    source: Path | None = None
+
+    @property
+    def profiles_dir(self) -> Path:
+        return self.store / "profiles"
+
+    @property
+    def tracer_socket(self) -> Path:
+        return self.run_dir / "tracer.sock"
+
+
+# (table, key) in the TOML file -> (Config field, converter)
+_KEYS: dict[tuple[str, str], tuple[str, Any]] = {
+    ("paths", "store"): ("store", Path),
+    ("paths", "run_dir"): ("run_dir", Path),
+    ("paths", "log_file"): ("log_file", Path),
+    ("log", "level"): ("log_level", str),
+    ("tracer", "idle_timeout"): ("idle_timeout", float),
+    ("tracer", "start_timeout"): ("start_timeout", float),
+    ("tracer", "max_containers"): ("max_containers", int),
+    ("tracer", "max_threads"): ("max_threads", int),
+    ("learn", "on_tracer_error"): ("on_tracer_error", str),
+    ("seccomp", "errno"): ("seccomp_errno", None),
+    ("runtime", "path"): ("runtime_path", Path),
+    ("runtime", "hook_path"): ("hook_path", Path),
+    ("runtime", "hook_timeout"): ("hook_timeout", int),
+    ("enforce", "on_missing_profile"): ("on_missing_profile", str),
+}
+
+_CHOICES = {
+    "log_level": ("debug", "info", "warning", "error"),
+    "on_tracer_error": ("run", "fail"),
+    "on_missing_profile": ("fail", "allow"),
+}
+
+
+def parse_errno(value: object) -> int:
+    """'EPERM', 'eperm' or 1 -> 1. Refuses anything that is not a known errno."""
+    if isinstance(value, bool):
+        raise ValueError(f"not an errno: {value!r}")
+    if isinstance(value, int):
+        if value in errno_codes.errorcode:
+            return value
+        raise ValueError(f"unknown errno number {value}")
+    if isinstance(value, str) and hasattr(errno_codes, value.upper()):
+        return int(getattr(errno_codes, value.upper()))
+    raise ValueError(f"unknown errno {value!r} (use a name like EPERM or a number)")
+
+
+def config_path() -> Path:
+    return Path(os.environ.get(ENV_CONFIG) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Load the config; a missing default file means built-in defaults, a missing named file is an error."""
+    explicit = path is not None or bool(os.environ.get(ENV_CONFIG))
+    path = path or config_path()
+    try:
+        raw = tomli.loads(path.read_text())
+    except FileNotFoundError:
+        if explicit:
+            raise SyscageError(f"config file {path} does not exist", f"create it or unset {ENV_CONFIG}") from None
+        return Config()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SyscageError(f"cannot read config {path}: {exc}", "check the file's permissions") from None
+    except tomli.TOMLDecodeError as exc:
+        raise SyscageError(f"config {path} is not valid TOML: {exc}", "fix the syntax") from None
+    return config_from_mapping(raw, path)
+
+
+def config_from_mapping(raw: dict[str, Any], source: Path | None = None) -> Config:
+    values: dict[str, Any] = {"source": source}
+    where = f"config {source}" if source else "config"
+    for table, entries in raw.items():
+        if not isinstance(entries, dict):
+            raise SyscageError(f"{where}: [{table}] must be a table", "see config/config.toml for the layout")
+        for key, value in entries.items():
+            if (table, key) not in _KEYS:
+                raise SyscageError(f"{where}: unknown key {table}.{key}", "see config/config.toml for valid keys")
+            field, convert = _KEYS[(table, key)]
+            try:
+                values[field] = parse_errno(value) if field == "seccomp_errno" else _convert(convert, value)
+            except (TypeError, ValueError) as exc:
+                raise SyscageError(f"{where}: {table}.{key}: {exc}", "fix the value") from None
+    for field, allowed in _CHOICES.items():
+        if field in values and values[field] not in allowed:
+            raise SyscageError(f"{where}: {field} = {values[field]!r}", f"use one of {', '.join(allowed)}")
+    known = {f.name for f in fields(Config)}
+    return Config(**{k: v for k, v in values.items() if k in known})
+
+
+def _convert(convert: Any, value: Any) -> Any:
+    if convert is Path:
+        if not isinstance(value, str) or not value.startswith("/"):
+            raise ValueError(f"must be an absolute path, got {value!r}")
+        return Path(value)
+    if convert in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"must be a positive number, got {value!r}")
+        return convert(value)
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {value!r}")
+    return value

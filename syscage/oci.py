@@ -1,0 +1,107 @@
+"""The parts of the OCI runtime spec and hook state that syscage reads, validated."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from syscage.errors import SyscageError
+from syscage.names import ANNOTATION_MODE, ANNOTATION_PROFILE, default_profile_name, parse_mode, validate_profile_name
+
+MAX_STATE_BYTES = 1 << 20  # a hook state is a few hundred bytes; refuse anything absurd
+
+
+@dataclass(frozen=True)
+class HookState:
+    """OCI state as a runtime writes it on a hook's stdin."""
+
+    container_id: str
+    bundle: Path
+    status: str
+    pid: int | None
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What the annotations ask syscage to do with a container."""
+
+    mode: str
+    profile: str | None
+    profile_defaulted: bool = False
+
+
+def parse_hook_state(raw: bytes) -> HookState:
+    if len(raw) > MAX_STATE_BYTES:
+        raise SyscageError(f"hook state on stdin is {len(raw)} bytes", "a runtime sends a small JSON object")
+    if not raw.strip():
+        raise SyscageError("no hook state on stdin", "syscage-hook must be run by an OCI runtime as a hook")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SyscageError(f"hook state on stdin is not valid JSON ({exc})",
+                           "syscage-hook must be run by an OCI runtime as a hook") from None
+    if not isinstance(doc, dict):
+        raise SyscageError("hook state on stdin is not a JSON object", "expected the OCI state object")
+    cid = doc.get("id")
+    if not isinstance(cid, str) or not cid or len(cid) > 1024 or "\0" in cid:
+        raise SyscageError("hook state has no valid container id", "expected the OCI state object")
+    bundle = doc.get("bundle")
+    if not isinstance(bundle, str) or not bundle.startswith("/"):
+        raise SyscageError(f"hook state for {cid} has no absolute bundle path", "expected the OCI state object")
+    pid = doc.get("pid")
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid < 0):
+        raise SyscageError(f"hook state for {cid} has an invalid pid {pid!r}", "expected the OCI state object")
+    status = doc.get("status", "")
+    annotations = doc.get("annotations") or {}
+    if not isinstance(status, str):
+        raise SyscageError(f"hook state for {cid} has an invalid status", "expected the OCI state object")
+    return HookState(cid, Path(bundle), status, pid or None, _string_map(annotations, cid))
+
+
+def load_spec(bundle: Path) -> dict[str, Any]:
+    path = bundle / "config.json"
+    try:
+        spec = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise SyscageError(f"no config.json in bundle {bundle}", "is the bundle path right?") from None
+    except OSError as exc:
+        raise SyscageError(f"cannot read {path}: {exc}", "check the bundle's permissions") from None
+    except ValueError as exc:
+        raise SyscageError(f"{path} is not valid JSON ({exc})", "fix the bundle's config.json") from None
+    if not isinstance(spec, dict):
+        raise SyscageError(f"{path} is not a JSON object", "fix the bundle's config.json")
+    return spec
+
+
+def spec_annotations(spec: dict[str, Any], container_id: str = "") -> dict[str, str]:
+    return _string_map(spec.get("annotations") or {}, container_id or "spec")
+
+
+def select(container_id: str, annotations: dict[str, str]) -> Selection:
+    """Mode and profile name from the annotations; a learner without a profile gets the documented default."""
+    mode = parse_mode(annotations.get(ANNOTATION_MODE))
+    if mode == "off":
+        return Selection("off", None)
+    named = annotations.get(ANNOTATION_PROFILE)
+    if named is not None:
+        return Selection(mode, validate_profile_name(named))
+    return Selection(mode, default_profile_name(container_id, annotations), profile_defaulted=True)
+
+
+def has_seccomp(spec: dict[str, Any]) -> bool:
+    linux = spec.get("linux")
+    return isinstance(linux, dict) and isinstance(linux.get("seccomp"), dict)
+
+
+def no_new_privileges(spec: dict[str, Any]) -> bool:
+    process = spec.get("process")
+    return isinstance(process, dict) and bool(process.get("noNewPrivileges"))
+
+
+def _string_map(value: object, cid: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise SyscageError(f"annotations of {cid} are not a map of strings", "fix the container's annotations")
+    return dict(value)

@@ -1,0 +1,146 @@
+"""The learned profile: a versioned JSON document, and how one run's observations merge into it.
+
+Merging is a union: a syscall seen once stays allowed. Each syscall keeps its provenance (first and
+last time seen, in how many runs, and whether it was observed or added from a runtime base set), and
+each run keeps a record (container, times, runtime, kernel, cut-over kind, counters of anything lost).
+A run with problems makes the whole profile incomplete until an operator accepts it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from syscage.errors import SyscageError
+
+SCHEMA_VERSION = 1
+KIND = "syscage-profile"
+
+SOURCE_OBSERVED = "observed"
+SOURCE_RUNTIME_BASE = "runtime-base"
+
+# Sections later tracers fill (AppArmor paths, sockets, capabilities, argument-level rules). They are
+# in the schema now so that version 1 profiles stay readable when they arrive.
+RESERVED_SECTIONS = ("files", "network", "capabilities", "arguments")
+
+
+@dataclass
+class Observation:
+    """What one container did, as the tracer reported it at poststop."""
+
+    container_id: str
+    started: str
+    stopped: str
+    cutover: str  # "seccomp", "exec" or "none"
+    runtime: str = ""
+    kernel: str = ""
+    syscalls: list[str] = field(default_factory=list)
+    unresolved: list[int] = field(default_factory=list)
+    runtime_base: list[str] = field(default_factory=list)
+    # Syscalls seen after the cut-over but before the workload's first execve: the runtime's own.
+    pre_exec: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+
+def new_profile(name: str, arch: str, now: str) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "kind": KIND,
+        "schema": SCHEMA_VERSION,
+        "name": name,
+        "arch": arch,
+        "created": now,
+        "updated": now,
+        "revision": 0,
+        "complete": True,
+        "incomplete_reasons": [],
+        "syscalls": {},
+        "unresolved_syscalls": {},
+        "runs": [],
+    }
+    for section in RESERVED_SECTIONS:
+        profile[section] = {}
+    return profile
+
+
+def merge(profile: dict[str, Any], obs: Observation, now: str) -> dict[str, Any]:
+    """Return a new profile: `profile` with `obs` merged in. The input is not modified."""
+    out = copy.deepcopy(profile)
+    observed = set(obs.syscalls)
+    for name in sorted(observed | set(obs.runtime_base)):
+        source = SOURCE_OBSERVED if name in observed else SOURCE_RUNTIME_BASE
+        _note(out["syscalls"], name, source, obs.stopped)
+    for nr in obs.unresolved:
+        _note(out["unresolved_syscalls"], str(nr), SOURCE_OBSERVED, obs.stopped)
+    run = asdict(obs)
+    for bulky in ("syscalls", "unresolved", "runtime_base"):
+        del run[bulky]
+    run["complete"] = obs.complete
+    run["syscall_count"] = len(observed)
+    out["runs"].append(run)
+    if not obs.complete:
+        out["complete"] = False
+        out["incomplete_reasons"].extend(f"run of {obs.container_id} at {obs.stopped}: {p}" for p in obs.problems)
+    if obs.unresolved:
+        out["complete"] = False
+        out["incomplete_reasons"].append(
+            f"run of {obs.container_id}: syscall numbers {obs.unresolved} have no name in this libseccomp"
+            " and cannot be allowed in seccomp.json")
+    out["updated"] = now
+    out["revision"] = int(out.get("revision", 0)) + 1
+    return out
+
+
+def accept(profile: dict[str, Any], now: str) -> dict[str, Any]:
+    """An operator vouches for an incomplete profile: it becomes enforceable; the reasons stay in history."""
+    out = copy.deepcopy(profile)
+    if not out["complete"]:
+        out.setdefault("accepted", []).append({"at": now, "reasons": out["incomplete_reasons"]})
+    out["complete"] = True
+    out["incomplete_reasons"] = []
+    out["updated"] = now
+    out["revision"] = int(out.get("revision", 0)) + 1
+    return out
+
+
+def _note(table: dict[str, Any], key: str, source: str, when: str) -> None:
+    entry = table.get(key)
+    if entry is None:
+        table[key] = {"first_seen": when, "last_seen": when, "runs": 1, "sources": [source]}
+        return
+    entry["last_seen"] = max(entry["last_seen"], when)
+    entry["first_seen"] = min(entry["first_seen"], when)
+    entry["runs"] += 1
+    if source not in entry["sources"]:
+        entry["sources"] = sorted([*entry["sources"], source])
+
+
+def check_profile(doc: object, name: str) -> dict[str, Any]:
+    """Validate a profile read from disk; a corrupt or foreign document raises, naming the profile."""
+    def bad(why: str) -> SyscageError:
+        return SyscageError(f"profile {name} is corrupt: {why}",
+                            f"inspect {name}/profile.json, restore it or remove the profile and learn again")
+
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise bad("not a syscage profile")
+    schema = doc.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool):
+        raise bad("no schema version")
+    if schema > SCHEMA_VERSION:
+        raise SyscageError(f"profile {name} has schema {schema}, newer than this syscage ({SCHEMA_VERSION})",
+                           "upgrade syscage")
+    if doc.get("name") != name:
+        raise bad(f"it names itself {doc.get('name')!r}")
+    for key, kind in (("syscalls", dict), ("unresolved_syscalls", dict), ("runs", list),
+                      ("incomplete_reasons", list), ("complete", bool), ("arch", str)):
+        if not isinstance(doc.get(key), kind):
+            raise bad(f"'{key}' is missing or not a {kind.__name__}")
+    for syscall, entry in doc["syscalls"].items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("runs"), int):
+            raise bad(f"entry for syscall {syscall!r} is malformed")
+    return doc

@@ -1,0 +1,133 @@
+"""The profile store: the only code that writes under the store root.
+
+Layout: <root>/profiles/<name>/{profile.json, seccomp.json, .lock}. Every write holds the profile's
+lock and goes temp file -> fsync -> rename -> fsync(dir), so a crash leaves either the old or the
+new file, never half of one, and concurrent learners of one profile are serialised and lose nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from syscage.errors import SyscageError
+from syscage.names import validate_profile_name
+from syscage.profile import Observation, accept, check_profile, merge, new_profile
+from syscage.seccomp import render_profile
+from syscage.syscalls import native_arch
+
+PROFILE_FILE = "profile.json"
+SECCOMP_FILE = "seccomp.json"
+LOCK_FILE = ".lock"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` so that readers and crashes see the old or the new file, never a mix."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fchmod(out.fileno(), mode)
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def dump_json(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+class ProfileStore:
+    def __init__(self, root: Path, errno: int) -> None:
+        self.root = root
+        self.profiles = root / "profiles"
+        self.errno = errno
+
+    def profile_dir(self, name: str) -> Path:
+        validate_profile_name(name)
+        path = self.profiles / name
+        # Names cannot contain '/', but be explicit: nothing is ever written outside the store.
+        if path.parent != self.profiles:
+            raise SyscageError(f"profile {name!r} resolves outside the store", "use a plain name")
+        return path
+
+    def names(self) -> list[str]:
+        try:
+            return sorted(p.name for p in self.profiles.iterdir() if (p / PROFILE_FILE).is_file())
+        except FileNotFoundError:
+            return []
+
+    def read(self, name: str) -> dict[str, Any] | None:
+        """The profile, validated; None if it does not exist; raises if it is corrupt."""
+        path = self.profile_dir(name) / PROFILE_FILE
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise SyscageError(f"cannot read profile {name}: {exc}", f"check {path}") from None
+        try:
+            doc = json.loads(raw)
+        except ValueError as exc:
+            raise SyscageError(f"profile {name} is corrupt: {path} is not valid JSON ({exc})",
+                               "restore it, or remove the profile and learn again") from None
+        return check_profile(doc, name)
+
+    def record_run(self, name: str, obs: Observation) -> dict[str, Any]:
+        """Merge one run into the profile and re-render its seccomp.json; returns the new profile."""
+        return self._update(name, lambda current, now: merge(current, obs, now), create=True)
+
+    def accept(self, name: str) -> dict[str, Any]:
+        return self._update(name, accept, create=False)
+
+    def _update(self, name: str, change: Callable[[dict[str, Any], str], dict[str, Any]],
+                create: bool) -> dict[str, Any]:
+        with self.locked(name):
+            current = self.read(name)
+            now = utc_now()
+            if current is None:
+                if not create:
+                    raise SyscageError(f"no profile named {name}", "list profiles with `syscage list`")
+                current = new_profile(name, native_arch(), now)
+            updated = change(current, now)
+            self._write(name, updated)
+            return updated
+
+    def _write(self, name: str, profile: dict[str, Any]) -> None:
+        directory = self.profile_dir(name)
+        # Render (and compile) before writing anything: a profile that cannot become a filter
+        # is refused whole rather than stored beside a stale seccomp.json.
+        seccomp = render_profile(profile, self.errno)
+        write_atomically(directory / PROFILE_FILE, dump_json(profile))
+        write_atomically(directory / SECCOMP_FILE, dump_json(seccomp))
+
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        directory = self.profile_dir(name)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+
+from syscage.config import Config, load_config, parse_errno
+from syscage.errors import SyscageError
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config" / "config.toml"
+
+
+def test_shipped_config_equals_builtin_defaults() -> None:
+    shipped = load_config(SHIPPED)
+    assert {k: v for k, v in vars(shipped).items() if k != "source"} == \
+        {k: v for k, v in vars(Config()).items() if k != "source"}
+
+
+def test_env_var_overrides_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[paths]\nstore = "/tmp/s"\n[seccomp]\nerrno = "EACCES"\n[tracer]\nidle_timeout = 5\n')
+    monkeypatch.setenv("SYSCAGE_CONFIG", str(cfg))
+    config = load_config()
+    assert config.store == Path("/tmp/s")
+    assert config.seccomp_errno == errno.EACCES
+    assert config.idle_timeout == 5.0
+    assert config.run_dir == Path("/run/syscage")  # untouched keys keep defaults
+
+
+def test_missing_default_file_means_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SYSCAGE_CONFIG", raising=False)
+    monkeypatch.setattr("syscage.config.DEFAULT_CONFIG_PATH", tmp_path / "absent.toml")
+    assert load_config().store == Path("/var/lib/syscage")
+
+
+def test_missing_named_file_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SYSCAGE_CONFIG", str(tmp_path / "absent.toml"))
+    with pytest.raises(SyscageError, match="does not exist"):
+        load_config()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[paths\n", "not valid TOML"),
+    ('[paths]\nstore = "relative/dir"\n', "absolute path"),
+    ("[tracer]\nidle_timeout = -1\n", "positive number"),
+    ("[tracer]\nbogus = 1\n", "unknown key tracer.bogus"),
+    ('[seccomp]\nerrno = "ENOTANERRNO"\n', "unknown errno"),
+    ('[enforce]\non_missing_profile = "maybe"\n', "use one of fail, allow"),
+    ("paths = 3\n", "must be a table"),
+])
+def test_bad_config_gives_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    with pytest.raises(SyscageError, match=message):
+        load_config(cfg)
+
+
+def test_parse_errno() -> None:
+    assert parse_errno("eperm") == errno.EPERM
+    assert parse_errno(38) == errno.ENOSYS
+    for bad in (True, 99999, "nope", 1.5):
+        with pytest.raises(ValueError):
+            parse_errno(bad)

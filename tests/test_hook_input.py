@@ -1,0 +1,59 @@
+"""The hook's handling of bad input, in-process (no runtime, no root needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from syscage.hooks import hook
+from syscage.hooks.tracer_bpf import bits_to_numbers
+
+
+@pytest.fixture(autouse=True)
+def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[paths]\nstore = "{tmp_path}/store"\nrun_dir = "{tmp_path}/run"\n'
+                   f'log_file = "{tmp_path}/log"\n')
+    monkeypatch.setenv("SYSCAGE_CONFIG", str(cfg))
+    return tmp_path
+
+
+def run_hook(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str],
+             stdin: bytes) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    code = hook.main(args)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "stdin", "message"), [
+    (["prestart"], b"{oops", "not valid JSON"),
+    (["prestart"], b'{"id": 5, "bundle": "/b"}', "no valid container id"),
+    (["poststop"], b'{"id": "c", "bundle": "relative"}', "absolute bundle"),
+    (["prestart"], b'{"id": "c", "bundle": "/b", "annotations": {"io.syscage.mode": "learn", "io.syscage.profile":'
+                   b' "../x"}}', "invalid profile name"),
+    (["prestart"], b'{"id": "c", "bundle": "/b", "annotations": {"io.syscage.mode": "sometimes"}}', "mode"),
+    (["auto"], b'{"id": "c", "bundle": "/b", "status": "running", "annotations": {"io.syscage.mode": "learn"}}',
+     "cannot tell the hook phase"),
+    (["later"], b"{}", "unknown hook phase"),
+])
+def test_bad_input_one_line_nonzero(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                    private_config: Path, args: list[str], stdin: bytes, message: str) -> None:
+    code, err = run_hook(monkeypatch, capsys, args, stdin)
+    assert code != 0
+    assert len(err.strip().splitlines()) == 1 and message in err
+    assert not (private_config / "store").exists()
+
+
+def test_unannotated_container_is_ignored(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                          private_config: Path) -> None:
+    state = json.dumps({"id": "c", "bundle": "/b", "status": "created", "pid": 1}).encode()
+    assert run_hook(monkeypatch, capsys, ["prestart"], state) == (0, "")
+    assert not (private_config / "run").exists()
+
+
+def test_bits_to_numbers() -> None:
+    assert bits_to_numbers([0b101, 1 << 63]) == [0, 2, 127]

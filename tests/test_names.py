@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from syscage.errors import SyscageError
+from syscage.names import default_profile_name, parse_mode, validate_profile_name
+from syscage.oci import select
+
+
+@pytest.mark.parametrize("name", ["web", "a", "nginx-1.25_prod", "0abc", "x" * 128])
+def test_valid_names(name: str) -> None:
+    assert validate_profile_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "..", ".hidden", "../../etc", "/etc/passwd", "a/b", "a\0b", "UPPER",
+                                  "x" * 129, "x" * 10_000, "sp ace", "ünï", "-dash", 5, None])
+def test_hostile_names_are_refused(name: object) -> None:
+    with pytest.raises(SyscageError) as exc:
+        validate_profile_name(name)
+    assert len(str(exc.value)) < 300  # a 10 kB name is not echoed back whole
+
+
+def test_default_name_for_kubernetes_and_plain_containers() -> None:
+    k8s = {"io.kubernetes.cri.sandbox-namespace": "shop", "io.kubernetes.cri.container-name": "Web_API"}
+    assert default_profile_name("abc123", k8s) == "k8s.shop.web_api"
+    assert default_profile_name("My/Container:1", {}) == "my-container-1"
+    with pytest.raises(SyscageError):
+        default_profile_name("///", {})
+
+
+def test_select() -> None:
+    assert select("c", {}).mode == "off"
+    chosen = select("c1", {"io.syscage.mode": "learn"})
+    assert (chosen.mode, chosen.profile, chosen.profile_defaulted) == ("learn", "c1", True)
+    assert select("c", {"io.syscage.mode": "enforce", "io.syscage.profile": "web"}).profile == "web"
+    with pytest.raises(SyscageError, match="invalid io.syscage.mode"):
+        parse_mode("LEARN")

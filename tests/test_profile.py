@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from syscage.errors import SyscageError
+from syscage.profile import Observation, accept, check_profile, merge, new_profile
+
+
+def obs(cid: str, syscalls: list[str], stopped: str, **kw: object) -> Observation:
+    return Observation(container_id=cid, started=stopped, stopped=stopped, cutover="seccomp", syscalls=syscalls,
+                       **kw)  # type: ignore[arg-type]
+
+
+def test_merge_is_a_union_with_provenance() -> None:
+    p0 = new_profile("web", "SCMP_ARCH_X86_64", "2026-01-01T00:00:00Z")
+    p1 = merge(p0, obs("c1", ["read", "write"], "2026-01-02T00:00:00Z"), "2026-01-02T00:00:00Z")
+    p2 = merge(p1, obs("c2", ["write", "mkdir"], "2026-01-03T00:00:00Z", runtime_base=["futex"]),
+               "2026-01-03T00:00:00Z")
+    assert p0["syscalls"] == {} and p0["runs"] == []  # inputs untouched
+    assert set(p2["syscalls"]) == {"read", "write", "mkdir", "futex"}
+    assert p2["syscalls"]["write"] == {"first_seen": "2026-01-02T00:00:00Z", "last_seen": "2026-01-03T00:00:00Z",
+                                       "runs": 2, "sources": ["observed"]}
+    assert p2["syscalls"]["futex"]["sources"] == ["runtime-base"]
+    assert [r["container_id"] for r in p2["runs"]] == ["c1", "c2"]
+    assert p2["complete"] and p2["revision"] == 2
+
+
+def test_incomplete_run_marks_profile_until_accepted() -> None:
+    p = new_profile("web", "SCMP_ARCH_X86_64", "t0")
+    p = merge(p, obs("c1", ["read"], "t1", problems=["tracer died"]), "t1")
+    assert not p["complete"] and "tracer died" in p["incomplete_reasons"][0]
+    p = merge(p, obs("c2", ["read"], "t2"), "t2")
+    assert not p["complete"]  # a later good run does not vouch for what the bad one missed
+    accepted = accept(p, "t3")
+    assert accepted["complete"] and accepted["accepted"][0]["reasons"]
+
+
+def test_unresolved_numbers_make_profile_incomplete() -> None:
+    p = merge(new_profile("x", "SCMP_ARCH_X86_64", "t"), obs("c", ["read"], "t", unresolved=[470]), "t")
+    assert not p["complete"] and "470" in p["unresolved_syscalls"]
+
+
+def test_check_profile_rejects_corruption() -> None:
+    good = new_profile("web", "SCMP_ARCH_X86_64", "t")
+    assert check_profile(copy.deepcopy(good), "web")
+    for broken in ({"kind": "other"}, {**good, "name": "evil"}, {**good, "syscalls": []},
+                   {**good, "schema": "1"}, {**good, "syscalls": {"read": 1}}):
+        with pytest.raises(SyscageError, match="corrupt"):
+            check_profile(broken, "web")
+    with pytest.raises(SyscageError, match="newer"):
+        check_profile({**good, "schema": 99}, "web")

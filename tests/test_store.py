@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from syscage.errors import SyscageError
+from syscage.profile import Observation
+from syscage.store import ProfileStore, write_atomically
+
+
+def _obs(cid: str, syscalls: list[str]) -> Observation:
+    return Observation(container_id=cid, started="t", stopped="t", cutover="seccomp", syscalls=syscalls)
+
+
+def test_record_run_writes_profile_and_seccomp(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path, 1)
+    store.record_run("web", _obs("c1", ["read", "write"]))
+    directory = tmp_path / "profiles" / "web"
+    profile = json.loads((directory / "profile.json").read_text())
+    seccomp = json.loads((directory / "seccomp.json").read_text())
+    assert set(profile["syscalls"]) == {"read", "write"}
+    assert seccomp["syscalls"][0]["names"] == ["read", "write"]
+    assert store.names() == ["web"]
+    assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_hostile_names_never_touch_the_disk(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path / "store", 1)
+    for name in ("../../etc", "/abs", "a\0b", "x" * 10_000):
+        with pytest.raises(SyscageError):
+            store.record_run(name, _obs("c", ["read"]))
+    assert not (tmp_path / "etc").exists()
+    assert list(tmp_path.rglob("*.json")) == []
+
+
+def test_corrupt_profile_is_reported_and_not_overwritten(tmp_path: Path) -> None:
+    store = ProfileStore(tmp_path, 1)
+    store.record_run("web", _obs("c1", ["read"]))
+    path = tmp_path / "profiles" / "web" / "profile.json"
+    path.write_text('{"kind": "syscage-profile", "trunc')
+    with pytest.raises(SyscageError, match="corrupt"):
+        store.record_run("web", _obs("c2", ["write"]))
+    assert path.read_text() == '{"kind": "syscage-profile", "trunc'  # evidence kept, not clobbered
+
+
+def test_failed_write_leaves_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "f.json"
+    target.write_text("old")
+
+    def boom(fd: int) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(OSError):
+        write_atomically(target, b"new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def _learner(root: str, i: int) -> None:
+    store = ProfileStore(Path(root), 1)
+    for j in range(10):
+        store.record_run("shared", _obs(f"c{i}-{j}", ["read", f"{['mkdir', 'sync', 'chdir', 'uname'][i]}"]))
+
+
+def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
+    procs = [multiprocessing.Process(target=_learner, args=(str(tmp_path), i)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    profile = ProfileStore(tmp_path, 1).read("shared")
+    assert profile is not None
+    assert len(profile["runs"]) == 40
+    assert set(profile["syscalls"]) == {"read", "mkdir", "sync", "chdir", "uname"}
+    assert profile["syscalls"]["read"]["runs"] == 40
