@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from integration.containerd import Containerd, start_containerd
 from syscage.bundle import allow_all_seccomp, learn_hooks, make_busybox_rootfs, write_bundle
 
 VENV_BIN = Path(sys.executable).parent
@@ -127,3 +128,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     for line in e.runc("list", "-q").stdout.split():
         e.runc("delete", "--force", line)
     shutil.rmtree(root / "bundles", ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def containerd(env: Env) -> Iterator[Containerd]:
+    daemon = start_containerd(env.root / "containerd", VENV_BIN, {"SYSCAGE_CONFIG": str(env.config_path)})
+    yield daemon
+    daemon.stop()

@@ -1,0 +1,69 @@
+"""Spec modifiers: small `spec -> spec` functions, chosen from the mode and applied in order.
+
+Each returns a new spec and never mutates its input, so each can be tested alone and a failure
+part-way leaves nothing half-applied.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+Spec = dict[str, Any]
+Modifier = Callable[[Spec], Spec]
+
+HOOK_PHASES = ("prestart", "poststop")
+
+
+def add_learn_hooks(hook_path: str, timeout: int, env: list[str]) -> Modifier:
+    """Add syscage-hook as a prestart and a poststop hook (once, however often it is applied)."""
+    def modify(spec: Spec) -> Spec:
+        out = copy.deepcopy(spec)
+        hooks = out.setdefault("hooks", {})
+        for phase in HOOK_PHASES:
+            entries = hooks.setdefault(phase, [])
+            if any(h.get("path") == hook_path and phase in h.get("args", []) for h in entries):
+                continue
+            entry: dict[str, Any] = {"path": hook_path, "args": ["syscage-hook", phase], "timeout": timeout}
+            if env:
+                entry["env"] = list(env)
+            entries.append(entry)
+        return out
+    return modify
+
+
+def ensure_filter_load(spec: Spec) -> Spec:
+    """Learning cuts over where the runtime loads the container's filter: make sure there is one.
+
+    An existing filter is kept (what it denies is never seen and stays denied); without one, an
+    allow-all filter restricts nothing but gives the tracer its exact cut-over point.
+    """
+    if isinstance(spec.get("linux", {}).get("seccomp"), dict):
+        return spec
+    out = copy.deepcopy(spec)
+    out.setdefault("linux", {})["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    return out
+
+
+def set_seccomp(seccomp: dict[str, Any]) -> Modifier:
+    """Replace linux.seccomp with the profile's filter."""
+    def modify(spec: Spec) -> Spec:
+        out = copy.deepcopy(spec)
+        out.setdefault("linux", {})["seccomp"] = copy.deepcopy(seccomp)
+        return out
+    return modify
+
+
+def complain_filter(seccomp: dict[str, Any]) -> dict[str, Any]:
+    """The profile's filter, but what it would deny is logged by the kernel and allowed."""
+    out = copy.deepcopy(seccomp)
+    out["defaultAction"] = "SCMP_ACT_LOG"
+    out.pop("defaultErrnoRet", None)
+    return out
+
+
+def apply(spec: Spec, modifiers: list[Modifier]) -> Spec:
+    for modify in modifiers:
+        spec = modify(spec)
+    return spec

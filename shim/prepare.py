@@ -1,0 +1,130 @@
+"""The wrapper's slow path: a create/run of an annotated container. Decide the mode, build the
+modifier list, apply it and write the spec back atomically, or refuse with one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from syscage.shim.modifiers import (
+    Modifier,
+    add_learn_hooks,
+    apply,
+    complain_filter,
+    ensure_filter_load,
+    set_seccomp,
+)
+
+from syscage.config import Config, load_config
+from syscage.errors import SyscageError
+from syscage.oci import Selection, select, spec_annotations
+
+
+class Unenforceable(SyscageError):
+    """Enforce was asked for, but the profile cannot be used as it is."""
+
+
+def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_log: str | None,
+                   runtime_log_format: str | None) -> int:
+    """Rewrite bundle/config.json for the annotated mode. Returns 0, or the exit code of a refusal."""
+    cid = container_id or "?"
+    try:
+        config = load_config()
+        spec = json.loads(raw)
+        if not isinstance(spec, dict):
+            raise SyscageError(f"{bundle}/config.json is not a JSON object", "fix the bundle")
+        selection = select(cid, spec_annotations(spec, cid))
+    except ValueError as exc:
+        return refuse(f"{bundle}/config.json is not valid JSON ({exc})", cid, runtime_log, runtime_log_format)
+    except SyscageError as exc:
+        return refuse(str(exc), cid, runtime_log, runtime_log_format)
+    if selection.mode == "off":
+        return 0
+    from syscage.logs import setup_logging
+
+    log = setup_logging(config, "runtime").bind(container_id=cid, profile=selection.profile, mode=selection.mode)
+    try:
+        modifiers = modifiers_for(selection, config, log)
+    except SyscageError as exc:
+        log.error("container refused", error=str(exc))
+        return refuse(f"{exc}", cid, runtime_log, runtime_log_format)
+    if not modifiers:
+        return 0
+    from syscage.store import write_atomically
+
+    path = Path(bundle) / "config.json"
+    new_spec = apply(spec, modifiers)
+    write_atomically(path, json.dumps(new_spec, indent=2).encode(), mode=os.stat(path).st_mode & 0o7777)
+    log.info("spec prepared", bundle=bundle, modifiers=[getattr(m, "__qualname__", str(m)) for m in modifiers])
+    return 0
+
+
+def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifier]:
+    hooks = add_learn_hooks(str(config.hook_path), config.hook_timeout, hook_env())
+    if selection.mode == "learn":
+        return [hooks, ensure_filter_load]
+    assert selection.profile is not None
+    try:
+        seccomp = enforceable_seccomp(selection.profile, config)
+    except Unenforceable as exc:
+        if selection.mode == "complain":
+            log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
+            return [hooks, ensure_filter_load]
+        if config.on_missing_profile == "allow":
+            log.warning("running UNCONFINED: enforce.on_missing_profile = allow", reason=str(exc))
+            return []
+        raise
+    if selection.mode == "complain":
+        return [hooks, set_seccomp(complain_filter(seccomp))]
+    # AppArmor comes later; on a kernel without it, naming a profile would make runc refuse the spec.
+    return [set_seccomp(seccomp)]
+
+
+def enforceable_seccomp(name: str, config: Config) -> dict[str, Any]:
+    """The profile's filter, or Unenforceable saying why not and what to do."""
+    from syscage.seccomp import render_profile
+    from syscage.store import ProfileStore
+
+    learn_hint = "learn it first (io.syscage.mode=learn) or set enforce.on_missing_profile = \"allow\""
+    try:
+        profile = ProfileStore(config.store, config.seccomp_errno).read(name)
+    except SyscageError as exc:
+        raise Unenforceable(f"enforce: {exc.what}", exc.hint) from None
+    if profile is None:
+        raise Unenforceable(f"enforce: profile {name} does not exist in {config.profiles_dir}", learn_hint)
+    if not profile["complete"]:
+        reasons = "; ".join(profile["incomplete_reasons"][:3])
+        raise Unenforceable(f"enforce: profile {name} is incomplete ({reasons})",
+                            f"learn again, or vouch for it with `syscage accept {name}`")
+    if not profile["syscalls"]:
+        raise Unenforceable(f"enforce: profile {name} allows no syscalls at all", learn_hint)
+    try:
+        return render_profile(profile, config.seccomp_errno)
+    except SyscageError as exc:
+        raise Unenforceable(f"enforce: {exc.what}", exc.hint) from None
+
+
+def hook_env() -> list[str]:
+    """Runtimes start hooks with only the environment written in the spec: pass our config along."""
+    return [f"SYSCAGE_CONFIG={os.environ['SYSCAGE_CONFIG']}"] if os.environ.get("SYSCAGE_CONFIG") else []
+
+
+def refuse(message: str, container_id: str, runtime_log: str | None, runtime_log_format: str | None) -> int:
+    """One line on stderr, and the same in the runtime's log file, which containerd reads for the error."""
+    line = f"syscage: error: container {container_id}: {message}"
+    sys.stderr.write(line + "\n")
+    if runtime_log:
+        try:
+            with open(runtime_log, "a") as f:
+                if runtime_log_format == "json":
+                    stamp = datetime.now(UTC).isoformat()
+                    f.write(json.dumps({"level": "error", "msg": line, "time": stamp}) + "\n")
+                else:
+                    f.write(line + "\n")
+        except OSError:
+            pass
+    return 1
