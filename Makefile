@@ -4,6 +4,13 @@ PYTHON_SYSTEM := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PREFIX ?= /usr/local
+SYSCONFDIR ?= /etc/syscage
+STATEDIR ?= /var/lib/syscage
+LOGDIR ?= /var/log/syscage
+SYSTEMDDIR ?= /etc/systemd/system
+LIBDIR = $(PREFIX)/lib/syscage
+MANIFEST = $(LIBDIR)/installed-files
+COMMANDS := syscage syscage-hook syscage-tracer syscage-runtime containerd-shim-syscage-v2
 KERNEL := $(shell uname -r)
 APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd busybox-static apparmor \
 	libseccomp2 python3-venv strace
@@ -57,6 +64,38 @@ demo: deps venv
 ## bench: benchmark suite (prints a table, writes bench/results.json)
 bench: deps venv
 	$(PY) bench/run.py
+
+## install: commands in $(PREFIX)/bin (from a private venv in $(LIBDIR)), config (never overwritten),
+## state directories, the tracer's systemd unit (not enabled). `make uninstall` removes what this added.
+install: deps
+	@set -e; mkdir -p $(PREFIX)/bin $(LIBDIR); : > $(MANIFEST).new; \
+	$(PYTHON_SYSTEM) -m venv --system-site-packages $(LIBDIR)/venv; \
+	$(LIBDIR)/venv/bin/python -m pip install -q --disable-pip-version-check .; \
+	for c in $(COMMANDS); do ln -sfn $(LIBDIR)/venv/bin/$$c $(PREFIX)/bin/$$c; echo $(PREFIX)/bin/$$c >> $(MANIFEST).new; done; \
+	if [ ! -e $(SYSCONFDIR)/config.toml ]; then \
+		install -D -m 0644 config/config.toml $(SYSCONFDIR)/config.toml; echo $(SYSCONFDIR)/config.toml >> $(MANIFEST).new; \
+	else echo "kept existing $(SYSCONFDIR)/config.toml"; fi; \
+	for d in $(STATEDIR) $(LOGDIR); do [ -d $$d ] || { install -d -m 0755 $$d; echo $$d/ >> $(MANIFEST).new; }; done; \
+	if [ -d $(SYSTEMDDIR) ]; then \
+		install -m 0644 config/systemd/syscage-tracer.service $(SYSTEMDDIR)/; \
+		echo $(SYSTEMDDIR)/syscage-tracer.service >> $(MANIFEST).new; fi; \
+	[ -f $(MANIFEST) ] && sort -u $(MANIFEST) $(MANIFEST).new > $(MANIFEST).tmp && mv $(MANIFEST).tmp $(MANIFEST).new || true; \
+	mv $(MANIFEST).new $(MANIFEST); \
+	echo "installed: $(COMMANDS) in $(PREFIX)/bin; config $(SYSCONFDIR)/config.toml"; \
+	echo "next: syscage install containerd (prints the containerd snippet; --write applies it)"
+
+## uninstall: remove what `make install` added; profiles in $(STATEDIR) are kept unless it is empty
+uninstall:
+	@set -e; if [ ! -f $(MANIFEST) ]; then echo "nothing to uninstall (no $(MANIFEST))"; exit 0; fi; \
+	while read -r f; do \
+		case "$$f" in */) rmdir --ignore-fail-on-non-empty "$$f" 2>/dev/null || true ;; \
+		$(SYSCONFDIR)/config.toml) if cmp -s "$$f" config/config.toml; then rm -f "$$f"; rmdir --ignore-fail-on-non-empty $(SYSCONFDIR) || true; \
+			else echo "kept $$f (edited since install)"; fi ;; \
+		*) rm -f "$$f" ;; esac; \
+	done < $(MANIFEST); \
+	rm -rf $(LIBDIR); \
+	[ -d $(STATEDIR) ] && echo "kept $(STATEDIR) (profiles)" || true; \
+	echo "uninstalled"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

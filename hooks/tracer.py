@@ -227,6 +227,11 @@ def move_to_own_cgroup(log: Any) -> None:
         target = mount / OWN_CGROUP
         try:
             target.mkdir(exist_ok=True)
+            # A new v1 cpuset cgroup starts with no CPUs and no memory nodes: it takes no task until
+            # it inherits its parent's.
+            for knob in ("cpuset.cpus", "cpuset.mems"):
+                if (target / knob).exists() and not (target / knob).read_text().strip():
+                    (target / knob).write_text((mount / knob).read_text())
             (target / "cgroup.procs").write_text(str(os.getpid()))
         except OSError as exc:
             log.warning("could not move tracer into its own cgroup", hierarchy=str(mount), error=str(exc))

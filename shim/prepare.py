@@ -64,7 +64,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
 
 
 def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifier]:
-    hooks = add_learn_hooks(str(config.hook_path), config.hook_timeout, hook_env())
+    hooks = add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env())
     if selection.mode == "learn":
         return [hooks, ensure_filter_load]
     assert selection.profile is not None
@@ -106,6 +106,16 @@ def enforceable_seccomp(name: str, config: Config) -> dict[str, Any]:
         return render_profile(profile, config.seccomp_errno)
     except SyscageError as exc:
         raise Unenforceable(f"enforce: {exc.what}", exc.hint) from None
+
+
+def hook_binary(config: Config) -> Path:
+    """runtime.hook_path, or else the syscage-hook installed beside this syscage-runtime."""
+    if config.hook_path.exists():
+        return config.hook_path
+    beside = Path(sys.argv[0]).absolute().parent / "syscage-hook"
+    if beside.exists():
+        return beside
+    raise SyscageError(f"the hook {config.hook_path} does not exist", "install syscage or set runtime.hook_path")
 
 
 def hook_env() -> list[str]:

@@ -1,0 +1,48 @@
+"""The tracer process itself: its own cgroup, one compile for many containers, idle exit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from syscage.hooks.client import request
+
+from integration.conftest import Env, write_config
+from syscage.config import load_config
+
+
+def test_tracer_lives_in_its_own_cgroup(env: Env) -> None:
+    assert env.run(env.bundle(["true"], profile=env.name("cg"))).returncode == 0
+    pid = env.tracer_pid()
+    assert pid is not None
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    assert lines and all(line.endswith(":/syscage") for line in lines), lines
+
+
+def test_one_tracer_serves_many_containers(env: Env) -> None:
+    assert env.run(env.bundle(["true"], profile=env.name("many"))).returncode == 0
+    first = env.tracer_pid()
+    for _ in range(3):
+        assert env.run(env.bundle(["true"], profile=env.name("many"))).returncode == 0
+    assert env.tracer_pid() == first
+    status = request(load_config(), {"op": "status"})
+    assert status["pid"] == first and status["watching"] == []  # flushed containers are released
+
+
+def test_tracer_detaches_when_idle(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    write_config(config, tmp_path)
+    environ = {**os.environ, "SYSCAGE_CONFIG": str(config)}
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "syscage.hooks.tracer", "--idle-timeout", "2"], env=environ,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.wait(timeout=60) == 0
+    elapsed = time.monotonic() - started
+    assert 2 <= elapsed < 30
+    assert not (tmp_path / "run" / "tracer.sock").exists()
+    assert "tracer idle, detaching" in (tmp_path / "syscage.log").read_text()
+    # And nothing of it stays attached: no syscage BPF program remains loaded for that process.
+    assert not Path(f"/proc/{proc.pid}").exists()

@@ -1,0 +1,102 @@
+"""syscage-runtime in front of real runc: it finds the bundle however runc is called, and passes
+everything else through untouched."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from integration.conftest import VENV_BIN, Env
+
+WRAPPER = str(VENV_BIN / "syscage-runtime")
+
+
+def call(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run and capture via files, not pipes: a created container holds its stdio open until it exits."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        result = subprocess.run(list(args), stdout=out, stderr=err, cwd=cwd, timeout=60, check=False,
+                                stdin=subprocess.DEVNULL)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(result.args, result.returncode, out.read(), err.read())
+
+
+def learning_bundle(env: Env, profile: str, args: list[str]) -> Path:
+    return env.bundle(args, learn=False, seccomp=None,
+                      annotations={"io.syscage.mode": "learn", "io.syscage.profile": profile})
+
+
+def test_create_with_global_flags_and_equals_bundle(env: Env) -> None:
+    name, cid = env.name("argv-create"), env.name("c")
+    bundle = learning_bundle(env, name, ["true"])
+    log, pid_file = env.root / f"{cid}.log", env.root / f"{cid}.pid"
+    created = call(WRAPPER, "--root", str(env.runc_root), "--log", str(log), "--log-format", "json", "create",
+                   f"--bundle={bundle}", "--pid-file", str(pid_file), cid, cwd=env.root)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == ""
+    spec = json.loads((bundle / "config.json").read_text())
+    assert spec["hooks"]["prestart"][0]["args"] == ["syscage-hook", "prestart"]
+    assert spec["linux"]["seccomp"] == {"defaultAction": "SCMP_ACT_ALLOW"}
+    assert pid_file.exists()
+    state = call(WRAPPER, "--root", str(env.runc_root), "state", cid)
+    plain = call("runc", "--root", str(env.runc_root), "state", cid)
+    assert state.returncode == 0 and state.stdout == plain.stdout  # passthrough stdout is runc's own
+    assert call(WRAPPER, "--root", str(env.runc_root), "start", cid).returncode == 0
+    _wait_stopped(env, cid)
+    assert call(WRAPPER, "--root", str(env.runc_root), "delete", cid).returncode == 0
+    assert env.profile(name)["runs"][0]["container_id"] == cid
+
+
+def test_run_with_short_and_relative_bundle(env: Env) -> None:
+    short, relative = env.name("argv-short"), env.name("argv-rel")
+    b1 = learning_bundle(env, short, ["true"])
+    assert call(WRAPPER, "--root", str(env.runc_root), "run", "-b", str(b1), env.name("c")).returncode == 0
+    b2 = learning_bundle(env, relative, ["true"])
+    result = call(WRAPPER, "--root", str(env.runc_root), "run", "--bundle", b2.name, env.name("c"), cwd=b2.parent)
+    assert result.returncode == 0, result.stderr
+    assert len(env.profile(short)["runs"]) == 1 and len(env.profile(relative)["runs"]) == 1
+
+
+def test_unknown_subcommands_and_flags_pass_through(env: Env) -> None:
+    for args in (["no-such-command"], ["--version"], ["state", "no-such-container"], ["--bogus-flag", "list"]):
+        wrapped, plain = call(WRAPPER, "--root", str(env.runc_root), *args), \
+            call("runc", "--root", str(env.runc_root), *args)
+        assert (wrapped.returncode, wrapped.stdout) == (plain.returncode, plain.stdout), args
+        assert _strip_time(wrapped.stderr) == _strip_time(plain.stderr), args
+
+
+def test_hostile_annotation_refused_by_wrapper(env: Env) -> None:
+    bundle = env.bundle(["true"], learn=False, annotations={"io.syscage.mode": "learn",
+                                                           "io.syscage.profile": "../../etc/x"})
+    before = (bundle / "config.json").read_bytes()
+    result = call(WRAPPER, "--root", str(env.runc_root), "run", "-b", str(bundle), env.name("c"))
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1 and "invalid profile name" in result.stderr
+    assert (bundle / "config.json").read_bytes() == before
+
+
+def test_enforce_with_runc_directly(env: Env) -> None:
+    name = env.name("wrap-enforce")
+    assert call(WRAPPER, "--root", str(env.runc_root), "run", "-b",
+                str(learning_bundle(env, name, ["sh", "-c", "echo hi"])), env.name("c")).returncode == 0
+    enforced = env.bundle(["sh", "-c", "echo hi; mkdir /tmp/d"], learn=False, seccomp=None,
+                          annotations={"io.syscage.mode": "enforce", "io.syscage.profile": name})
+    result = call(WRAPPER, "--root", str(env.runc_root), "run", "-b", str(enforced), env.name("c"))
+    assert result.stdout == "hi\n" and "Operation not permitted" in result.stderr
+    spec = json.loads((enforced / "config.json").read_text())
+    assert spec["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert "hooks" not in spec and "apparmorProfile" not in spec["process"]
+
+
+def _wait_stopped(env: Env, cid: str) -> None:
+    deadline = time.monotonic() + 30
+    while '"status": "stopped"' not in call("runc", "--root", str(env.runc_root), "state", cid).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def _strip_time(text: str) -> str:
+    return "\n".join(line.split(" msg=", 1)[-1] for line in text.splitlines())

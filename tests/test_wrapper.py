@@ -1,0 +1,85 @@
+"""The runtime wrapper's pure parts: argv parsing and spec modifiers, on real runc and containerd specs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_subcommand
+from syscage.shim.modifiers import add_learn_hooks, apply, complain_filter, ensure_filter_load, set_seccomp
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SPECS = ["runc-spec.json", "containerd-spec.json"]
+
+
+@pytest.mark.parametrize(("argv", "sub", "bundle", "cid"), [
+    (["--root", "X", "--log", "Y", "--log-format", "json", "create", "--bundle=B", "--pid-file", "P", "ID"],
+     "create", "/cwd/B", "ID"),
+    (["create", "-b", "/abs/B", "ID"], "create", "/abs/B", "ID"),
+    (["run", "--bundle", "rel/dir", "--detach", "ID"], "run", "/cwd/rel/dir", "ID"),
+    (["--debug", "--systemd-cgroup", "run", "ID"], "run", "/cwd", "ID"),
+    (["-root", "create", "create", "-b=/b", "run"], "create", "/b", "run"),  # flag values are not subcommands
+    (["--root=/r", "create", "--console-socket", "/s", "--no-pivot", "-b", "B", "ID"], "create", "/cwd/B", "ID"),
+    (["--log", "run", "state", "ID"], "state", None, None),
+    (["--version"], None, None, None),
+])
+def test_subcommand_and_bundle(argv: list[str], sub: str | None, bundle: str | None, cid: str | None) -> None:
+    found, index = find_subcommand(argv)
+    assert found == sub
+    if bundle is not None:
+        assert find_bundle(argv, index, cwd="/cwd") == bundle
+        assert find_container_id(argv, index) == cid
+
+
+def test_global_log_option() -> None:
+    argv = ["--root", "X", "--log", "/l.json", "--log-format=json", "create", "--log", "no", "ID"]
+    assert find_global_option(argv, "log") == "/l.json"
+    assert find_global_option(argv, "log-format") == "json"
+    assert find_global_option(["create", "ID"], "log") is None
+
+
+@pytest.fixture(params=SPECS)
+def spec(request: pytest.FixtureRequest) -> dict:
+    return json.loads((FIXTURES / request.param).read_text())
+
+
+def test_learn_hooks_added_once(spec: dict) -> None:
+    original = copy.deepcopy(spec)
+    modify = add_learn_hooks("/usr/local/bin/syscage-hook", 60, ["SYSCAGE_CONFIG=/c.toml"])
+    out = apply(spec, [modify, modify])
+    assert spec == original  # modifiers never mutate their input
+    assert [h["args"] for h in out["hooks"]["prestart"]] == [["syscage-hook", "prestart"]]
+    assert [h["args"] for h in out["hooks"]["poststop"]] == [["syscage-hook", "poststop"]]
+    assert out["hooks"]["prestart"][0] == {"path": "/usr/local/bin/syscage-hook", "args": ["syscage-hook", "prestart"],
+                                           "timeout": 60, "env": ["SYSCAGE_CONFIG=/c.toml"]}
+    del out["hooks"]
+    assert out == original
+
+
+def test_existing_hooks_are_kept(spec: dict) -> None:
+    spec["hooks"] = {"prestart": [{"path": "/usr/bin/other"}], "poststart": [{"path": "/x"}]}
+    out = add_learn_hooks("/h", 5, [])(spec)
+    assert out["hooks"]["prestart"][0] == {"path": "/usr/bin/other"}
+    assert out["hooks"]["poststart"] == [{"path": "/x"}]
+    assert len(out["hooks"]["prestart"]) == 2 and "env" not in out["hooks"]["prestart"][1]
+
+
+def test_filter_load_added_only_when_missing(spec: dict) -> None:
+    assert "seccomp" not in spec["linux"]
+    assert ensure_filter_load(spec)["linux"]["seccomp"] == {"defaultAction": "SCMP_ACT_ALLOW"}
+    existing = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    spec["linux"]["seccomp"] = existing
+    assert ensure_filter_load(spec)["linux"]["seccomp"] == existing
+
+
+def test_enforce_and_complain_filters(spec: dict) -> None:
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    out = set_seccomp(profile)(spec)
+    assert out["linux"]["seccomp"] == profile and "apparmorProfile" not in out["process"]
+    complain = complain_filter(profile)
+    assert complain["defaultAction"] == "SCMP_ACT_LOG" and "defaultErrnoRet" not in complain
+    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
