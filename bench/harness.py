@@ -54,7 +54,8 @@ def med(samples: Sequence[float]) -> float:
 
 
 def timed(cmd: Sequence[str], **kwargs: Any) -> tuple[float, subprocess.CompletedProcess[str]]:
-    kwargs.setdefault("stdin", DEVNULL)
+    if "input" not in kwargs:
+        kwargs.setdefault("stdin", DEVNULL)
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     kwargs.setdefault("timeout", 300)
@@ -110,6 +111,7 @@ class Bench:
         self.hooks = learn_hooks(str(HOOK), [f"SYSCAGE_CONFIG={self.config}"])
         self.containerd: Containerd | None = None
         self.ready_checks: list[dict[str, Any]] = []
+        self.extras: dict[str, Any] = {}  # findings that are not figures (import costs)
         self._counter = 0
 
     def reps(self, full: int, quick: int) -> int:

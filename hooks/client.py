@@ -12,10 +12,9 @@ import sys
 import time
 from typing import Any
 
-from syscage.hooks.protocol import READY_FD_ENV, ProtocolError, receive, send
-
 from syscage.config import Config
 from syscage.errors import SyscageError
+from syscage.hooks.protocol import READY_FD_ENV, ProtocolError, receive, send
 
 
 class TracerUnavailable(Exception):

@@ -88,7 +88,6 @@ def prestart(config: Config, state: HookState, selection: Selection, log: Any) -
 def poststop(config: Config, state: HookState, selection: Selection, log: Any) -> int:
     from syscage.hooks.client import TracerUnavailable, request
     from syscage.hooks.observe import observation_from_report
-
     from syscage.profile import Observation
     from syscage.store import ProfileStore, utc_now
 

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syscage.hooks.protocol import READY_FD_ENV, ProtocolError, receive, send
-
 from syscage.config import Config, load_config
 from syscage.errors import SyscageError
+from syscage.hooks.protocol import READY_FD_ENV, ProtocolError, receive, send
 from syscage.logs import say_error, setup_logging
 from syscage.store import utc_now
 
@@ -154,7 +153,6 @@ class Tracer:
 
     def _save_orphan(self, watched: Watched) -> None:
         from syscage.hooks.observe import observation_from_report
-
         from syscage.store import ProfileStore
 
         del self.watched[watched.container_id]

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from syscage.hooks.client import TracerUnavailable, request
-from syscage.hooks.observe import runtime_base
 
 from integration.conftest import HOOK, Env
 from syscage.config import load_config
+from syscage.hooks.client import TracerUnavailable, request
+from syscage.hooks.observe import runtime_base
 
 WORKLOAD = ["sh", "-c", "echo hi; ls /; cat /etc/hostname"]
 RUNTIME_SETUP = {"pivot_root", "mount", "sethostname", "umount2"}

@@ -8,10 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from syscage.hooks.client import request
-
 from integration.conftest import Env, write_config
 from syscage.config import load_config
+from syscage.hooks.client import request
 
 
 def test_tracer_lives_in_its_own_cgroup(env: Env) -> None:

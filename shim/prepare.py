@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from syscage.config import Config, load_config
+from syscage.errors import SyscageError
+from syscage.oci import Selection, select, spec_annotations
 from syscage.shim.modifiers import (
     Modifier,
     add_learn_hooks,
@@ -18,10 +21,6 @@ from syscage.shim.modifiers import (
     ensure_filter_load,
     set_seccomp,
 )
-
-from syscage.config import Config, load_config
-from syscage.errors import SyscageError
-from syscage.oci import Selection, select, spec_annotations
 
 
 class Unenforceable(SyscageError):

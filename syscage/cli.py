@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `syscage show x | head`: not an error; keep exit-time flushing quiet too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +154,6 @@ def cmd_accept(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_tracer(config: Config, args: argparse.Namespace) -> int:
-    import os
     import signal
 
     from syscage.hooks.client import TracerUnavailable, request

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from syscage.hooks import hook
 from syscage.hooks.tracer_bpf import bits_to_numbers
 

@@ -33,5 +33,5 @@ def test_select() -> None:
     chosen = select("c1", {"io.syscage.mode": "learn"})
     assert (chosen.mode, chosen.profile, chosen.profile_defaulted) == ("learn", "c1", True)
     assert select("c", {"io.syscage.mode": "enforce", "io.syscage.profile": "web"}).profile == "web"
-    with pytest.raises(SyscageError, match="invalid io.syscage.mode"):
+    with pytest.raises(SyscageError, match=r"invalid io\.syscage\.mode"):
         parse_mode("LEARN")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_subcommand
 from syscage.shim.modifiers import add_learn_hooks, apply, complain_filter, ensure_filter_load, set_seccomp
 

@@ -1,0 +1,110 @@
+"""The hook's own cost: poststop merging into a large profile, and what the hook's Python start-up spends."""
+
+from __future__ import annotations
+
+import json
+import pstats
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+from bench.harness import Bench, BenchError, Figure, med, summary, timed
+from integration.conftest import HOOK
+
+MERGE_TARGET = 0.2
+SYSCALLS = 200
+PRIOR_RUNS = 100
+PROFILE = "bench-merge"
+
+
+def _state(b: Bench, cid: str) -> str:
+    return json.dumps({"ociVersion": "1.0.2", "id": cid, "status": "stopped", "bundle": str(b.root),
+                       "annotations": {"io.syscage.mode": "learn", "io.syscage.profile": PROFILE}})
+
+
+def merge(b: Bench) -> list[Figure]:
+    from syscage.config import load_config
+    from syscage.profile import Observation
+    from syscage.store import ProfileStore, utc_now
+    from syscage.syscalls import syscall_name
+
+    names = [n for n in (syscall_name(nr) for nr in range(400)) if n][:SYSCALLS]
+    if len(names) < SYSCALLS:
+        raise BenchError(f"libseccomp names only {len(names)} syscalls below 400")
+    store = ProfileStore(b.store, load_config().seccomp_errno)
+
+    def record(cid: str) -> float:
+        now = utc_now()
+        start = time.perf_counter()
+        store.record_run(PROFILE, Observation(container_id=cid, started=now, stopped=now, cutover="seccomp",
+                                              syscalls=names))
+        return time.perf_counter() - start
+
+    seeding = [record(f"seed-{i}") for i in range(PRIOR_RUNS)]
+    b.warm_tracer()
+    hook: list[float] = []
+    in_process: list[float] = []
+    for _ in range(b.reps(10, 3)):
+        cid = b.name("unknown")
+        wall, result = timed([str(HOOK), "poststop"], input=_state(b, cid))
+        if result.returncode != 0 or not b.profile_has_run(PROFILE, cid):
+            raise BenchError(f"syscage-hook poststop failed ({result.returncode}): {result.stderr.strip()[-300:]}")
+        hook.append(wall)
+        in_process.append(record(b.name("inproc")))
+    size = len(json.dumps(b.profile(PROFILE)))
+    detail = {"poststop_hook": summary(hook), "record_run_in_process": summary(in_process),
+              "record_run_while_seeding": summary(seeding), "profile_json_bytes": size,
+              "note": "the hook's parent is this Python, so its `<parent> --version` call runs python, not runc"}
+    return [Figure(9, "merge-hook", f"syscage-hook poststop, {SYSCALLS} syscalls, {PRIOR_RUNS}+ runs", "s", med(hook),
+                   min(hook), f"<= {MERGE_TARGET} s", med(hook) <= MERGE_TARGET, detail),
+            Figure(9, "merge-store", "ProfileStore.record_run alone, in process (same profile)", "s",
+                   med(in_process), min(in_process), "- (part of the above)", None, detail)]
+
+
+def _importtime(stderr: str) -> dict[str, Any]:
+    """Parse `python -X importtime`: cost per top-level package and the costliest single modules."""
+    modules: list[tuple[str, int, int]] = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        head, cumulative, name = line.split("|", 2)
+        modules.append((name.strip(), int(head.split(":", 1)[1]), int(cumulative)))
+    per_package: dict[str, int] = defaultdict(int)
+    for name, self_us, _ in modules:
+        per_package[name.split(".")[0]] += self_us
+    top_packages = sorted(per_package.items(), key=lambda kv: -kv[1])[:8]
+    top_modules = sorted(modules, key=lambda m: -m[1])[:8]
+    return {"total_ms": round(sum(m[1] for m in modules) / 1000, 1),
+            "packages_ms": {k: round(v / 1000, 1) for k, v in top_packages},
+            "modules_ms": {name: round(s / 1000, 1) for name, s, _ in top_modules}}
+
+
+def imports(b: Bench) -> list[Figure]:
+    """Where the hook's wall time goes: interpreter start, imports (-X importtime), and a cProfile of poststop."""
+    b.warm_tracer()
+    py = sys.executable
+    walls = {"python -c pass": [py, "-c", "pass"],
+             "import syscage.hooks.hook (+client)": [py, "-c", "import syscage.hooks.hook, syscage.hooks.client"]}
+    wall_s = {k: med([timed(cmd)[0] for _ in range(b.reps(5, 2))]) for k, cmd in walls.items()}
+    pre = timed([py, "-X", "importtime", "-c", "import syscage.hooks.hook, syscage.hooks.client"])[1]
+    post = timed([py, "-X", "importtime", "-m", "syscage.hooks.hook", "poststop"],
+                 input=_state(b, b.name("imp")))[1]
+    prof = b.root / "poststop.prof"
+    ran = timed([py, "-m", "cProfile", "-o", str(prof), "-m", "syscage.hooks.hook", "poststop"],
+                input=_state(b, b.name("prof")))[1]
+    if ran.returncode != 0 or not prof.exists():
+        raise BenchError(f"cProfile of poststop failed: {ran.stderr.strip()[-300:]}")
+    stats = pstats.Stats(str(prof))
+    rows = []
+    for (filename, line, func), (_, _, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = filename.rsplit("/", 2)[-2:] if "/" in filename else [filename]
+        rows.append((cumulative, f"{'/'.join(where)}:{line}({func})"))
+    rows.sort(reverse=True)
+    b.extras["hook_profile"] = {
+        "wall_s": {k: round(v, 4) for k, v in wall_s.items()},
+        "prestart_imports": _importtime(pre.stderr),
+        "poststop_imports": _importtime(post.stderr),
+        "poststop_cprofile_cumulative_s": {name: round(cum, 4) for cum, name in rows[:12]},
+    }
+    return []
