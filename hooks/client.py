@@ -52,7 +52,10 @@ def request_starting_tracer(config: Config, message: dict[str, Any]) -> dict[str
             return request(config, message)
         except TracerUnavailable as exc:
             last_error = str(exc)
-        start_tracer(config, deadline)
+        try:
+            start_tracer(config, deadline)
+        except OSError as exc:
+            raise SyscageError(f"cannot start the tracer: {exc}", f"check paths.run_dir ({config.run_dir})") from None
     raise SyscageError(f"tracer did not answer within {config.start_timeout:g}s ({last_error})",
                        f"see {config.log_file} and {config.run_dir / 'tracer.out'}")
 

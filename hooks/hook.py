@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         if phase == "prestart":
             return prestart(config, state, selection, log)
         return poststop(config, state, selection, log)
-    except SyscageError as exc:
+    except (SyscageError, OSError) as exc:
+        # OSError: an unexpected file-system failure (full disk, unwritable store): still one line.
         log.error(f"{phase} failed", error=str(exc))
         say_error(f"{phase} for container {state.container_id}: {exc}")
         return 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.conftest import HOOK, Env
+from integration.conftest import HOOK, Env, write_config
 from syscage.config import load_config
 from syscage.hooks.client import TracerUnavailable, request
 from syscage.hooks.observe import runtime_base
@@ -222,3 +222,42 @@ def _watching(env: Env) -> bool:
     except TracerUnavailable:
         return False
     return bool(status.get("watching"))
+
+
+def test_hooks_d_style_auto_phase(env: Env) -> None:
+    """podman/CRI-O hooks.d runs one hook for both stages: `syscage-hook auto` infers the phase."""
+    name = env.name("auto")
+    bundle = env.bundle(["sh", "-c", "echo hi"], profile=name)
+    spec = json.loads((bundle / "config.json").read_text())
+    for phase in ("prestart", "poststop"):
+        spec["hooks"][phase][0]["args"] = ["syscage-hook", "auto"]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    assert env.run(bundle).returncode == 0
+    profile = env.profile(name)
+    assert profile["complete"] and "write" in profile["syscalls"]
+
+
+@pytest.mark.parametrize("policy", ["run", "fail"])
+def test_untraceable_container_follows_on_tracer_error(env: Env, policy: str) -> None:
+    """A tracer that cannot start: by default the container runs and its run is recorded incomplete."""
+    root = env.root / env.name("broken")
+    root.mkdir()
+    (root / "run").write_text("a file where the run directory should be")
+    config = root / "config.toml"
+    write_config(config, root, learn={"on_tracer_error": policy}, tracer={"start_timeout": 5})
+    name = env.name("untraced")
+    bundle = env.bundle(["sh", "-c", "echo ran"], profile=name)
+    spec = json.loads((bundle / "config.json").read_text())
+    for phase in ("prestart", "poststop"):
+        spec["hooks"][phase][0]["env"] = [f"SYSCAGE_CONFIG={config}"]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    result = env.run(bundle)
+    profile_file = root / "store" / "profiles" / name / "profile.json"
+    if policy == "fail":
+        assert result.returncode != 0 and "ran" not in result.stdout
+        assert "run" in result.stderr  # runc relays the hook's one line
+        return
+    assert result.returncode == 0 and result.stdout == "ran\n", result.stderr
+    profile = json.loads(profile_file.read_text())
+    assert profile["complete"] is False
+    assert "tracer" in profile["runs"][0]["problems"][0]
