@@ -31,8 +31,7 @@ from syscage.logs import say_error, setup_logging
 from syscage.store import utc_now
 
 OWN_CGROUP = "syscage"
-JANITOR_PERIOD = 5.0
-ORPHAN_GRACE = 60.0  # seconds a watched container's cgroup may be gone before its run is saved unflushed
+JANITOR_PERIOD = 2.0
 
 
 @dataclass
@@ -142,7 +141,7 @@ class Tracer:
                 if watched.cgroup_path is None or watched.cgroup_path.exists():
                     continue
                 watched.vanished_at = watched.vanished_at or now
-                if now - watched.vanished_at > ORPHAN_GRACE:
+                if now - watched.vanished_at > self.config.orphan_grace:
                     self._save_orphan(watched)
             if self.watched or self.idle_timeout <= 0:
                 return False

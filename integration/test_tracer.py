@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,3 +47,28 @@ def test_tracer_detaches_when_idle(tmp_path: Path) -> None:
     assert "tracer idle, detaching" in (tmp_path / "syscage.log").read_text()
     # And nothing of it stays attached: no syscage BPF program remains loaded for that process.
     assert not Path(f"/proc/{proc.pid}").exists()
+
+
+def test_run_without_poststop_is_saved_incomplete(env: Env, tmp_path: Path) -> None:
+    """A runtime that never runs poststop (it crashed): the tracer saves the run once the cgroup is gone."""
+    config = tmp_path / "config.toml"
+    write_config(config, tmp_path, tracer={"orphan_grace": 1})
+    name = env.name("orphan")
+    bundle = env.bundle(["sh", "-c", "echo hi"], profile=name)
+    spec = json.loads((bundle / "config.json").read_text())
+    del spec["hooks"]["poststop"]
+    spec["hooks"]["prestart"][0]["env"] = [f"SYSCAGE_CONFIG={config}"]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    try:
+        assert env.run(bundle).returncode == 0
+        profile_file = tmp_path / "store" / "profiles" / name / "profile.json"
+        deadline = time.monotonic() + 30
+        while not profile_file.exists():
+            assert time.monotonic() < deadline, "the orphaned run was never saved"
+            time.sleep(0.5)
+        profile = json.loads(profile_file.read_text())
+        assert not profile["complete"] and "no poststop hook" in profile["runs"][0]["problems"][0]
+        assert "write" in profile["syscalls"]  # what was seen is kept, not thrown away
+    finally:
+        pid = int((tmp_path / "run" / "tracer.pid").read_text())
+        os.kill(pid, signal.SIGTERM)

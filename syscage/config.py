@@ -26,6 +26,7 @@ class Config:
     start_timeout: float = 30.0
     max_containers: int = 256
     max_threads: int = 65536
+    orphan_grace: float = 60.0
     on_tracer_error: str = "run"
     seccomp_errno: int = errno_codes.EPERM
     runtime_path: Path = Path("/usr/sbin/runc")
@@ -53,6 +54,7 @@ _KEYS: dict[tuple[str, str], tuple[str, Any]] = {
     ("tracer", "start_timeout"): ("start_timeout", float),
     ("tracer", "max_containers"): ("max_containers", int),
     ("tracer", "max_threads"): ("max_threads", int),
+    ("tracer", "orphan_grace"): ("orphan_grace", float),
     ("learn", "on_tracer_error"): ("on_tracer_error", str),
     ("seccomp", "errno"): ("seccomp_errno", None),
     ("runtime", "path"): ("runtime_path", Path),
