@@ -156,6 +156,22 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     return 0;
 }
 
+// A non-leader thread that execs takes over its process's pid: carry its armed state over, or the
+// process would silently stop being recorded (the leader's entry went away when the leader exited).
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+    u32 old_tid = args->old_pid, new_tid = args->pid;
+    if (old_tid == new_tid)
+        return 0;
+    struct armed_info *a = armed.lookup(&old_tid);
+    if (!a)
+        return 0;
+    struct armed_info copy = *a;
+    armed.update(&new_tid, &copy);
+    armed.delete(&old_tid);
+    return 0;
+}
+
 static __always_inline void note_filter_load(u32 tsync)
 {
     u32 tid = bpf_get_current_pid_tgid();

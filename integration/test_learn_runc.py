@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -261,3 +262,19 @@ def test_untraceable_container_follows_on_tracer_error(env: Env, policy: str) ->
     profile = json.loads(profile_file.read_text())
     assert profile["complete"] is False
     assert "tracer" in profile["runs"][0]["problems"][0]
+
+
+def test_exec_from_a_non_leader_thread_keeps_recording(env: Env) -> None:
+    """After a thread other than the leader execs, the process (with a new tid) is still recorded."""
+    source = Path(__file__).parent / "programs" / "exec_from_thread.c"
+    rootfs = env.root / env.name("rootfs-texec")
+    shutil.copytree(env.rootfs, rootfs, symlinks=True)
+    subprocess.run(["gcc", "-static", "-O2", "-pthread", "-o", str(rootfs / "bin" / "exec-from-thread"), str(source)],
+                   check=True, capture_output=True)
+    name = env.name("texec")
+    bundle = env.bundle(["/bin/exec-from-thread"], profile=name)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["root"]["path"] = str(rootfs)
+    (bundle / "config.json").write_text(json.dumps(spec))
+    assert env.run(bundle).returncode == 0
+    assert "sync" in env.profile(name)["syscalls"]  # made by busybox after the thread's exec
