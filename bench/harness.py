@@ -160,12 +160,15 @@ class Bench:
         return wall
 
     def detach(self, bundle: Path) -> str:
+        """`runc run --detach`: the container keeps runc's stdio, so they must not be pipes we wait on."""
         cid = self.name("d")
-        result = subprocess.run([RUNC, "--root", str(self.runc_root), "run", "--detach", cid], cwd=bundle,
-                                stdin=DEVNULL, stdout=DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120,
-                                check=False)
+        log = self.root / "detach" / f"{cid}.err"
+        log.parent.mkdir(exist_ok=True)
+        with open(log, "w") as err:
+            result = subprocess.run([RUNC, "--root", str(self.runc_root), "run", "--detach", cid], cwd=bundle,
+                                    stdin=DEVNULL, stdout=DEVNULL, stderr=err, timeout=120, check=False)
         if result.returncode != 0:
-            raise BenchError(f"runc run --detach {cid} failed: {result.stderr.strip()[-400:]}")
+            raise BenchError(f"runc run --detach {cid} failed: {log.read_text().strip()[-400:]}")
         return cid
 
     def detach_many(self, bundle: Path, count: int) -> list[str]:
