@@ -42,11 +42,19 @@ class Figure:
     target: str
     ok: bool | None  # None: no target, or not measured
     detail: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # one line under the row: the baseline and what the figure is made of
 
 
 def summary(samples: Sequence[float]) -> dict[str, Any]:
-    return {"n": len(samples), "min": round(min(samples), 4), "median": round(statistics.median(samples), 4),
-            "max": round(max(samples), 4), "samples": [round(s, 4) for s in samples]}
+    out: dict[str, Any] = {"n": len(samples), "min": round(min(samples), 4),
+                           "median": round(statistics.median(samples), 4), "max": round(max(samples), 4)}
+    if len(samples) <= 30:
+        out["samples"] = [round(s, 4) for s in samples]
+    return out
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
 
 
 def med(samples: Sequence[float]) -> float:

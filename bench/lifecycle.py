@@ -7,7 +7,7 @@ import shutil
 import sys
 import time
 
-from bench.harness import RUNC, WRAPPER, Bench, BenchError, Figure, med, summary, timed
+from bench.harness import RUNC, WRAPPER, Bench, BenchError, Figure, med, ms, summary, timed
 from integration.conftest import VENV_BIN
 from integration.containerd import start_containerd
 
@@ -34,7 +34,8 @@ def start_warm(b: Bench) -> list[Figure]:
     added = med(learned) - med(bare)
     return [Figure(1, "start-warm", "learn start overhead, tracer warm (runc run true)", "s added", added,
                    min(learned) - min(bare), f"<= {WARM_TARGET} s", added <= WARM_TARGET,
-                   {"learn": summary(learned), "no_hooks": summary(bare)})]
+                   {"learn": summary(learned), "no_hooks": summary(bare)},
+                   note=f"learn {ms(med(learned))} vs no hooks {ms(med(bare))} (medians of {len(bare)})")]
 
 
 def start_cold(b: Bench) -> list[Figure]:
@@ -51,7 +52,9 @@ def start_cold(b: Bench) -> list[Figure]:
     added = med(cold) - med(bare)
     return [Figure(2, "start-cold", "learn start overhead, tracer cold (first container)", "s added", added,
                    min(cold) - min(bare), f"<= {COLD_TARGET} s", added <= COLD_TARGET,
-                   {"cold": summary(cold), "no_hooks": summary(bare), "bpf_compile_s": summary(compile_s)})]
+                   {"cold": summary(cold), "no_hooks": summary(bare), "bpf_compile_s": summary(compile_s)},
+                   note=f"cold {ms(med(cold))} vs no hooks {ms(med(bare))}; the tracer's BPF compile took "
+                        f"{ms(med(compile_s))}")]
 
 
 def ready(b: Bench) -> list[Figure]:
@@ -64,7 +67,8 @@ def ready(b: Bench) -> list[Figure]:
     delays = [c["delay_s"] for c in b.ready_checks]
     return [Figure(3, "ready", f"profile ready after runc returns ({present}/{total} runs present at return)",
                    "s", max(delays), min(delays), "0 s (all present)", present == total,
-                   {"present_at_return": present, "runs": total, "checks": b.ready_checks})]
+                   {"present_at_return": present, "runs": total, "checks": b.ready_checks},
+                   note="learning runs of figures 1-2 (or its own): profile.json read the moment runc returned")]
 
 
 def wrapper(b: Bench) -> list[Figure]:
@@ -85,9 +89,10 @@ def wrapper(b: Bench) -> list[Figure]:
     floor = med(times["python"]) + med(times["runc"])
     ratio = med(times["syscage-runtime"]) / floor
     best = min(times["syscage-runtime"]) / (min(times["python"]) + min(times["runc"]))
+    note = ", ".join(f"{k} {ms(med(v))}" for k, v in times.items()) + f" (medians of {len(times['runc'])})"
     return [Figure(7, "wrapper", "wrapper passthrough: syscage-runtime state / (python -c pass + runc state)", "x",
                    ratio, best, f"<= {WRAPPER_TARGET}x", ratio <= WRAPPER_TARGET,
-                   {k: summary(v) for k, v in times.items()})]
+                   {k: summary(v) for k, v in times.items()}, note)]
 
 
 def containerd(b: Bench) -> list[Figure]:
@@ -121,11 +126,13 @@ def containerd(b: Bench) -> list[Figure]:
         for key in order:
             times[key].append(ctr_run(*cases[key]))
     detail = {k: summary(v) for k, v in times.items()}
+    note = ", ".join(f"{k} {ms(med(v))}" for k, v in times.items()) + f" (medians of {len(times['off'])})"
     figures = []
     for key, target in (("learn", CTR_LEARN_TARGET), ("enforce", CTR_ENFORCE_TARGET)):
         ratio = med(times[key]) / med(times["off"])
         figures.append(Figure(8, f"containerd-{key}", f"ctr run true: {key} / off (through syscage-runtime)", "x",
-                              ratio, min(times[key]) / min(times["off"]), f"<= {target}x", ratio <= target, detail))
+                              ratio, min(times[key]) / min(times["off"]), f"<= {target}x", ratio <= target, detail,
+                              note if key == "learn" else ""))
     figures.append(Figure(8, "containerd-wrapper", "ctr run true: off via syscage-runtime / plain runc (reference)",
                           "x", med(times["off"]) / med(times["runc"]), min(times["off"]) / min(times["runc"]),
                           "-", None, detail))

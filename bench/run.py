@@ -47,11 +47,12 @@ def run(selected: list[str], quick: bool, keep: bool, output: Path) -> int:
     from bench import hookcost, lifecycle, overhead
     from bench.harness import Bench, Figure, other_tracers
 
+    with_memory = "memory" in selected
     benches: dict[str, Callable[[Bench], list[Figure]]] = {
         "start-warm": lifecycle.start_warm, "start-cold": lifecycle.start_cold, "ready": lifecycle.ready,
         "wrapper": lifecycle.wrapper, "merge": hookcost.merge, "imports": hookcost.imports,
         "dd": overhead.dd_in_container,
-        "host": lambda b: overhead.fleet(b, host=True, memory="memory" in selected),
+        "host": lambda b: overhead.fleet(b, host=True, memory=with_memory),
         "memory": lambda b: overhead.fleet(b, host=False, memory=True),
         "containerd": lifecycle.containerd, "strace": overhead.strace,
     }
@@ -114,15 +115,17 @@ def _table(figures: list[Any], extras: dict[str, Any], meta: dict[str, Any], out
               f"{f.target:18} {result}")
         if "error" in f.detail:
             print(f"      error: {f.detail['error']}")
+        elif f.note:
+            print(f"      {f.note}")
     profile = extras.get("hook_profile")
     if profile:
         print("\nhook start-up (python side):")
         print("  wall: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in profile["wall_s"].items()))
-        for phase in ("prestart_imports", "poststop_imports"):
-            p = profile[phase]
-            print(f"  {phase} total {p['total_ms']} ms; by package: "
-                  + ", ".join(f"{k} {v}" for k, v in p["packages_ms"].items()))
-        print("  poststop cProfile, cumulative s:")
+        print(f"  imports (-X importtime): prestart {profile['prestart_imports']['total_ms']} ms, "
+              f"poststop {profile['poststop_imports']['total_ms']} ms; poststop's costliest, cumulative ms:")
+        for name, ms in list(profile["poststop_imports"]["top_cumulative_ms"].items())[:10]:
+            print(f"    {ms:7.1f}  {name}")
+        print("  poststop cProfile (outside the import machinery), cumulative s:")
         for name, cum in list(profile["poststop_cprofile_cumulative_s"].items())[:10]:
             print(f"    {cum:7.3f}  {name}")
     others = sorted(set(meta.get("other_tracers_start", [])) | set(meta.get("other_tracers_end", [])))
