@@ -1,19 +1,27 @@
 // syscage tracer: records, per watched container, the set of syscalls its
-// threads make from the moment the container's seccomp filter would start
-// seeing them ("cut-over"), and nothing else.
+// threads make from the moment the container's seccomp filter starts seeing
+// them ("cut-over"), and nothing else.
 //
-// No kernel struct is read: only raw tracepoint arguments (syscall id),
-// per-syscall tracepoint fields (parsed by bcc from tracefs format files) and
-// helpers. Nothing here depends on kernel headers matching the kernel.
+// Kernel structs are not read, with one exception: the syscall arguments of
+// prctl/seccomp, taken from the user register frame (struct pt_regs), whose
+// layout is the syscall ABI and identical in every kernel version. The rest is
+// raw tracepoint arguments, fields of sched tracepoints (parsed by bcc from the
+// tracefs format files at load time) and helpers.
 //
-// Hot path (every syscall on the host): one hash lookup keyed by thread id.
-// Its cost does not depend on how many containers are watched.
+// Hot path (every syscall on the host, while at least one container is
+// watched; sys_enter is detached otherwise): one array access indexed by thread
+// id, inlined by the verifier. Its cost does not depend on how many containers
+// are watched. Only syscall tracepoints set the kernel's per-task syscall-trace
+// flag, so sys_enter is the only syscall tracepoint used: filter loads and
+// execs are recognised there, and exec success comes from sched_process_exec.
 //
-// Constants MAX_SLOTS, MAX_THREADS, NR_WORDS, NR_EXECVE, NR_EXECVEAT and the
-// counter indexes come from the Python side (hooks/tracer_bpf.py) as -D flags.
+// Constants MAX_SLOTS, PID_TABLE, MAX_OVERFLOW, NR_WORDS, NR_PRCTL, NR_SECCOMP,
+// NR_EXECVE, NR_EXECVEAT and the counter indexes come from hooks/tracer_bpf.py.
+
+#include <linux/ptrace.h>
 
 #define MODE_SECCOMP 1   // arm a thread when it loads a seccomp filter
-#define MODE_EXEC    2   // no filter in the spec: arm at the first execve
+#define MODE_EXEC    2   // no filter in the spec: arm at the workload's first exec
 
 #define ARMED_EXECED 1   // the armed thread has completed an execve
 
@@ -21,36 +29,49 @@
 #define SET_PRE_EXEC 1   // subset seen before the workload's execve
 #define NR_SETS      2
 
+// Syscall ABI values (guarded: some are also in the headers bcc includes).
+#ifndef SECCOMP_SET_MODE_FILTER
 #define SECCOMP_SET_MODE_FILTER 1
+#endif
+#ifndef SECCOMP_FILTER_FLAG_TSYNC
 #define SECCOMP_FILTER_FLAG_TSYNC 1
+#endif
+#ifndef PR_SET_SECCOMP
 #define PR_SET_SECCOMP 22
+#endif
+#ifndef SECCOMP_MODE_FILTER
 #define SECCOMP_MODE_FILTER 2
+#endif
 
 struct watch_info {
     u32 slot;
     u32 mode;
+    u32 gen;
+    u32 pad;
     u64 pidns_dev;
     u64 pidns_ino;
 };
 
+// gen == 0: not armed. An entry is live only while slot_gen[slot] == gen, so
+// releasing a slot invalidates all its threads at once, with no map walk.
 struct armed_info {
-    u32 slot;
-    u32 flags;
-};
-
-struct pending_load {
-    u32 slot;
-    u32 tsync;
+    u32 gen;
+    u16 slot;
+    u16 flags;
 };
 
 // cgroup v2 id of a watched container -> its slot. Written by user space.
 BPF_HASH(watch, u64, struct watch_info, MAX_SLOTS);
-// thread id -> slot, for every thread past its container's cut-over point.
-BPF_HASH(armed, u32, struct armed_info, MAX_THREADS);
-// process id -> slot, for processes that loaded their filter with TSYNC.
+// thread id -> armed state, for thread ids below PID_TABLE (kernel.pid_max).
+BPF_ARRAY(armed_tab, struct armed_info, PID_TABLE);
+// thread ids at or above PID_TABLE (pid_max raised after the tracer started).
+BPF_HASH(armed_overflow, u32, struct armed_info, MAX_OVERFLOW);
+// process id -> armed state, for processes that loaded their filter with TSYNC.
 BPF_HASH(armed_tgid, u32, struct armed_info, MAX_SLOTS);
-// thread id -> slot, between entry and exit of a seccomp filter load.
-BPF_HASH(pending, u32, struct pending_load, MAX_SLOTS);
+// thread id -> syscall nr of an execve/execveat entered by a container in exec mode.
+BPF_HASH(pending_exec, u32, u32, MAX_SLOTS);
+// slot -> its current generation (0: free).
+BPF_ARRAY(slot_gen, u32, MAX_SLOTS);
 // syscall bitmaps: [slot][set][word]
 BPF_ARRAY(seen, u64, MAX_SLOTS * NR_SETS * NR_WORDS);
 // per-slot counters: [slot][counter]
@@ -83,6 +104,45 @@ static __always_inline void mark(u32 slot, u32 set, long nr)
         __sync_fetch_and_or(w, bit);
 }
 
+static __always_inline int live(struct armed_info *a)
+{
+    if (!a || !a->gen)
+        return 0;
+    u32 slot = a->slot;
+    u32 *gen = slot_gen.lookup(&slot);
+    return gen && *gen == a->gen;
+}
+
+// The armed state of a thread (live or stale), or 0 when it has none.
+static __always_inline struct armed_info *armed_of(u32 tid)
+{
+    if (tid < PID_TABLE)
+        return armed_tab.lookup(&tid);
+    return armed_overflow.lookup(&tid);
+}
+
+static __always_inline void arm(u32 tid, u32 slot, u32 gen, u32 flags)
+{
+    struct armed_info a = {.gen = gen, .slot = slot, .flags = flags};
+    if (tid < PID_TABLE) {
+        armed_tab.update(&tid, &a);
+    } else if (armed_overflow.update(&tid, &a) != 0) {
+        count(slot, CNT_ARMED_MAP_FULL);
+        return;
+    }
+    count(slot, CNT_ARMED_THREADS);
+}
+
+static __always_inline void disarm(u32 tid)
+{
+    if (tid < PID_TABLE) {
+        struct armed_info none = {};
+        armed_tab.update(&tid, &none);
+    } else {
+        armed_overflow.delete(&tid);
+    }
+}
+
 // The container this thread belongs to, if it is watched (cgroup match and
 // same PID namespace, so a host process in a shared cgroup never counts).
 static __always_inline struct watch_info *watched_container(void)
@@ -97,34 +157,112 @@ static __always_inline struct watch_info *watched_container(void)
     return w;
 }
 
-static __always_inline void arm(u32 tid, u32 slot, u32 flags)
+static __always_inline unsigned long syscall_arg(struct pt_regs *regs, int which)
 {
-    struct armed_info a = {.slot = slot, .flags = flags};
-    if (armed.insert(&tid, &a) == 0)
-        count(slot, CNT_ARMED_THREADS);
-    else if (!armed.lookup(&tid))
-        count(slot, CNT_ARMED_MAP_FULL);
+    unsigned long value = 0;
+    if (which == 1)
+        bpf_probe_read_kernel(&value, sizeof(value), &regs->di);
+    else
+        bpf_probe_read_kernel(&value, sizeof(value), &regs->si);
+    return value;
 }
 
-RAW_TRACEPOINT_PROBE(sys_enter)
+// A thread that is not (yet) recorded makes syscall `nr`: is it a cut-over?
+// Filter loads are armed on entry: from the next syscall on, the filter sees
+// everything. (A load that then fails only makes the profile larger, never
+// smaller; runtimes abort the container when it happens.)
+static __always_inline void check_cutover(struct bpf_raw_tracepoint_args *ctx, u32 tid, long nr)
+{
+    if (nr != NR_PRCTL && nr != NR_SECCOMP && nr != NR_EXECVE && nr != NR_EXECVEAT)
+        return;
+    struct watch_info *w = watched_container();
+    if (!w)
+        return;
+    if (nr == NR_EXECVE || nr == NR_EXECVEAT) {
+        if (w->mode == MODE_EXEC) {
+            u32 n = nr;
+            pending_exec.update(&tid, &n);
+        }
+        return;
+    }
+    if (w->mode != MODE_SECCOMP)
+        return;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    unsigned long a1 = syscall_arg(regs, 1), a2 = syscall_arg(regs, 2);
+    u32 tsync = 0;
+    if (nr == NR_PRCTL) {
+        if (a1 != PR_SET_SECCOMP || a2 != SECCOMP_MODE_FILTER)
+            return;
+    } else {
+        if (a1 != SECCOMP_SET_MODE_FILTER)
+            return;
+        tsync = a2 & SECCOMP_FILTER_FLAG_TSYNC;
+    }
+    u32 slot = w->slot, gen = w->gen;
+    arm(tid, slot, gen, 0);
+    count(slot, CNT_CUTOVER_SECCOMP);
+    if (tsync) {
+        u32 tgid = bpf_get_current_pid_tgid() >> 32;
+        struct armed_info a = {.gen = gen, .slot = slot, .flags = 0};
+        armed_tgid.update(&tgid, &a);
+        u32 zero = 0, one = 1;
+        globals.update(&zero, &one);
+        count(slot, CNT_TSYNC);
+    }
+}
+
+static __always_inline void record(struct armed_info *a, long nr)
+{
+    u32 slot = a->slot;
+    mark(slot, SET_ALL, nr);
+    if (!(a->flags & ARMED_EXECED))
+        mark(slot, SET_PRE_EXEC, nr);
+}
+
+static __always_inline int is_cutover_nr(long nr)
+{
+    return nr == NR_PRCTL || nr == NR_SECCOMP || nr == NR_EXECVE || nr == NR_EXECVEAT;
+}
+
+// Everything rare: thread ids beyond the table, TSYNC-armed processes and cut-over candidates.
+// Kept apart from the hot lookup in on_sys_enter: a map lookup call site shared by two maps is
+// not inlined by the verifier, and that costs every syscall on the host about 40 ns.
+static __always_inline int slow_path(struct bpf_raw_tracepoint_args *ctx, u64 id, long nr)
+{
+    u32 tid = (u32)id;
+    if (tid >= PID_TABLE) {
+        struct armed_info *o = armed_overflow.lookup(&tid);
+        if (live(o)) {
+            record(o, nr);
+            return 0;
+        }
+    }
+    u32 tgid = id >> 32;
+    struct armed_info *t = armed_tgid.lookup(&tgid);
+    if (live(t)) {
+        record(t, nr);
+        return 0;
+    }
+    check_cutover(ctx, tid, nr);
+    return 0;
+}
+
+int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tid = (u32)id;
-    struct armed_info *a = armed.lookup(&tid);
-    if (!a) {
-        u32 zero = 0;
-        u32 *any_tsync = globals.lookup(&zero);
-        if (!any_tsync || !*any_tsync)
-            return 0;
-        u32 tgid = id >> 32;
-        a = armed_tgid.lookup(&tgid);
-        if (!a)
-            return 0;
-    }
     long nr = ctx->args[1];
-    mark(a->slot, SET_ALL, nr);
-    if (!(a->flags & ARMED_EXECED))
-        mark(a->slot, SET_PRE_EXEC, nr);
+    if (tid < PID_TABLE) {
+        struct armed_info *a = armed_tab.lookup(&tid);
+        if (a && a->gen && live(a)) {
+            record(a, nr);
+            return 0;
+        }
+    }
+    u32 zero = 0;
+    u32 *any_tsync = globals.lookup(&zero);
+    if (tid >= PID_TABLE || (any_tsync && *any_tsync) || is_cutover_nr(nr))
+        return slow_path(ctx, id, nr);
     return 0;
 }
 
@@ -132,15 +270,15 @@ RAW_TRACEPOINT_PROBE(sys_enter)
 TRACEPOINT_PROBE(sched, sched_process_fork)
 {
     u32 parent = args->parent_pid;
-    struct armed_info *a = armed.lookup(&parent);
-    if (!a) {
+    struct armed_info *a = armed_of(parent);
+    if (!live(a)) {
         u32 tgid = bpf_get_current_pid_tgid() >> 32;
         a = armed_tgid.lookup(&tgid);
-        if (!a)
+        if (!live(a))
             return 0;
     }
     struct armed_info copy = *a;
-    arm(args->child_pid, copy.slot, copy.flags);
+    arm(args->child_pid, copy.slot, copy.gen, copy.flags);
     return 0;
 }
 
@@ -148,7 +286,8 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 tid = (u32)id;
-    armed.delete(&tid);
+    disarm(tid);
+    pending_exec.delete(&tid);
     if (args->group_dead) {
         u32 tgid = id >> 32;
         armed_tgid.delete(&tgid);
@@ -156,111 +295,36 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     return 0;
 }
 
-// A non-leader thread that execs takes over its process's pid: carry its armed state over, or the
-// process would silently stop being recorded (the leader's entry went away when the leader exited).
+// A successful exec. Runs in the new image's context; a non-leader thread that
+// execs has taken over its process's pid (old_pid -> pid).
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
     u32 old_tid = args->old_pid, new_tid = args->pid;
-    if (old_tid == new_tid)
+    struct armed_info *a = armed_of(old_tid);
+    if (live(a)) {
+        struct armed_info copy = *a;
+        copy.flags |= ARMED_EXECED;
+        if (old_tid != new_tid)
+            disarm(old_tid);
+        if (new_tid < PID_TABLE)
+            armed_tab.update(&new_tid, &copy);
+        else
+            armed_overflow.update(&new_tid, &copy);
         return 0;
-    struct armed_info *a = armed.lookup(&old_tid);
-    if (!a)
+    }
+    u32 *nr = pending_exec.lookup(&old_tid);
+    if (!nr)
         return 0;
-    struct armed_info copy = *a;
-    armed.update(&new_tid, &copy);
-    armed.delete(&old_tid);
-    return 0;
-}
-
-static __always_inline void note_filter_load(u32 tsync)
-{
-    u32 tid = bpf_get_current_pid_tgid();
-    if (armed.lookup(&tid))
-        return;  // already past cut-over (a nested filter changes nothing)
-    struct watch_info *w = watched_container();
-    if (!w || w->mode != MODE_SECCOMP)
-        return;
-    struct pending_load p = {.slot = w->slot, .tsync = tsync};
-    pending.update(&tid, &p);
-}
-
-static __always_inline void finish_filter_load(long ret)
-{
-    u64 id = bpf_get_current_pid_tgid();
-    u32 tid = (u32)id;
-    struct pending_load *p = pending.lookup(&tid);
-    if (!p)
-        return;
-    struct pending_load load = *p;
-    pending.delete(&tid);
-    if (ret < 0)
-        return;
-    arm(tid, load.slot, 0);
-    count(load.slot, CNT_CUTOVER_SECCOMP);
-    if (load.tsync) {
-        u32 tgid = id >> 32;
-        struct armed_info a = {.slot = load.slot, .flags = 0};
-        armed_tgid.update(&tgid, &a);
-        u32 zero = 0, one = 1;
-        globals.update(&zero, &one);
-        count(load.slot, CNT_TSYNC);
-    }
-}
-
-TRACEPOINT_PROBE(syscalls, sys_enter_seccomp)
-{
-    if (args->op == SECCOMP_SET_MODE_FILTER)
-        note_filter_load(args->flags & SECCOMP_FILTER_FLAG_TSYNC);
-    return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_exit_seccomp)
-{
-    finish_filter_load(args->ret);
-    return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_enter_prctl)
-{
-    if (args->option == PR_SET_SECCOMP && args->arg2 == SECCOMP_MODE_FILTER)
-        note_filter_load(0);
-    return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_exit_prctl)
-{
-    finish_filter_load(args->ret);
-    return 0;
-}
-
-static __always_inline void finish_exec(long ret, long nr)
-{
-    if (ret != 0)
-        return;
-    u32 tid = bpf_get_current_pid_tgid();
-    struct armed_info *a = armed.lookup(&tid);
-    if (a) {
-        a->flags |= ARMED_EXECED;
-        return;
-    }
+    u32 exec_nr = *nr;
+    pending_exec.delete(&old_tid);
     struct watch_info *w = watched_container();
     if (!w || w->mode != MODE_EXEC)
-        return;
-    // No filter to cut over at: the workload's first execve is the cut-over.
-    // The execve itself was not seen on entry (not armed yet): record it here.
-    arm(tid, w->slot, ARMED_EXECED);
-    mark(w->slot, SET_ALL, nr);
-    count(w->slot, CNT_CUTOVER_EXEC);
-}
-
-TRACEPOINT_PROBE(syscalls, sys_exit_execve)
-{
-    finish_exec(args->ret, NR_EXECVE);
-    return 0;
-}
-
-TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
-{
-    finish_exec(args->ret, NR_EXECVEAT);
+        return 0;
+    // No filter to cut over at: the workload's first exec is the cut-over. The
+    // exec itself was entered unarmed: record it here.
+    u32 slot = w->slot;
+    arm(new_tid, slot, w->gen, ARMED_EXECED);
+    mark(slot, SET_ALL, exec_nr);
+    count(slot, CNT_CUTOVER_EXEC);
     return 0;
 }

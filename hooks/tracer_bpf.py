@@ -27,8 +27,8 @@ COUNTERS = ("armed_threads", "armed_map_full", "nr_out_of_range", "cutover_secco
 
 
 class WatchInfo(ctypes.Structure):
-    _fields_ = [("slot", ctypes.c_uint32), ("mode", ctypes.c_uint32),
-                ("pidns_dev", ctypes.c_uint64), ("pidns_ino", ctypes.c_uint64)]
+    _fields_ = [("slot", ctypes.c_uint32), ("mode", ctypes.c_uint32), ("gen", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32), ("pidns_dev", ctypes.c_uint64), ("pidns_ino", ctypes.c_uint64)]
 
 
 @dataclass
@@ -50,19 +50,21 @@ class SyscallRecorder:
 
         cflags = [
             f"-DMAX_SLOTS={max_slots}",
-            f"-DMAX_THREADS={max_threads}",
+            f"-DPID_TABLE={pid_max()}",
+            f"-DMAX_OVERFLOW={max_threads}",
             f"-DNR_WORDS={NR_WORDS}",
             f"-DNR_COUNTERS={len(COUNTERS)}",
-            f"-DNR_EXECVE={syscall_number('execve')}",
-            f"-DNR_EXECVEAT={syscall_number('execveat')}",
-        ] + [f"-DCNT_{name.upper()}={i}" for i, name in enumerate(COUNTERS)]
+        ] + [f"-DNR_{name.upper()}={syscall_number(name)}" for name in ("prctl", "seccomp", "execve", "execveat")] \
+          + [f"-DCNT_{name.upper()}={i}" for i, name in enumerate(COUNTERS)]
         self.max_slots = max_slots
         self.bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
         self.watch = self.bpf["watch"]
-        self.armed = self.bpf["armed"]
+        self.slot_gen = self.bpf["slot_gen"]
         self.seen = self.bpf["seen"]
         self.counters = self.bpf["counters"]
         self.free_slots = list(range(max_slots - 1, -1, -1))
+        self.generation = 0
+        self.sys_enter_attached = False
         _release_compiler_memory()
 
     def add(self, cgroup_id: int, pidns_dev: int, pidns_ino: int, exec_mode: bool) -> int:
@@ -74,7 +76,11 @@ class SyscallRecorder:
             raise KeyError("cgroup already watched")
         slot = self.free_slots.pop()
         self._zero(slot)
-        self.watch[key] = WatchInfo(slot, MODE_EXEC if exec_mode else MODE_SECCOMP, pidns_dev, pidns_ino)
+        self.generation += 1
+        self.slot_gen[ctypes.c_uint32(slot)] = ctypes.c_uint32(self.generation)
+        self.watch[key] = WatchInfo(slot, MODE_EXEC if exec_mode else MODE_SECCOMP, self.generation, 0,
+                                    pidns_dev, pidns_ino)
+        self._attach_sys_enter()
         return slot
 
     def collect(self, slot: int) -> SlotReport:
@@ -87,15 +93,26 @@ class SyscallRecorder:
         return SlotReport(bits_to_numbers(words(SET_ALL)), bits_to_numbers(words(SET_PRE_EXEC)), counters)
 
     def remove(self, cgroup_id: int, slot: int) -> None:
-        """Stop watching: forget the cgroup and any thread still armed for this slot."""
+        """Stop watching: forget the cgroup; a new generation makes any thread still armed for it stale."""
         key = ctypes.c_uint64(cgroup_id)
         if key in self.watch:
             del self.watch[key]
-        stale = [k for k, v in self.armed.items() if v.slot == slot]
-        for k in stale:
-            with contextlib.suppress(KeyError):  # the thread exited meanwhile
-                del self.armed[k]
+        self.slot_gen[ctypes.c_uint32(slot)] = ctypes.c_uint32(0)
         self.free_slots.append(slot)
+        if len(self.free_slots) == self.max_slots:
+            self._detach_sys_enter()
+
+    # The syscall tracepoint is the only part with a host-wide cost (every syscall of every process
+    # takes the traced path while it is attached): attach it only while a container is watched.
+    def _attach_sys_enter(self) -> None:
+        if not self.sys_enter_attached:
+            self.bpf.attach_raw_tracepoint(tp=b"sys_enter", fn_name=b"on_sys_enter")
+            self.sys_enter_attached = True
+
+    def _detach_sys_enter(self) -> None:
+        if self.sys_enter_attached:
+            self.bpf.detach_raw_tracepoint(tp=b"sys_enter")
+            self.sys_enter_attached = False
 
     def _zero(self, slot: int) -> None:
         start = slot * NR_SETS * NR_WORDS
@@ -113,6 +130,11 @@ def _release_compiler_memory() -> None:
     """Give LLVM's freed compile-time heap back to the OS: the tracer lives long, the compile is over."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def pid_max() -> int:
+    with open("/proc/sys/kernel/pid_max") as f:
+        return int(f.read())
 
 
 def container_identity(pid: int) -> tuple[int, int, int]:

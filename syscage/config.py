@@ -25,7 +25,7 @@ class Config:
     idle_timeout: float = 300.0
     start_timeout: float = 30.0
     max_containers: int = 256
-    max_threads: int = 65536
+    max_threads: int = 16384
     orphan_grace: float = 60.0
     on_tracer_error: str = "run"
     seccomp_errno: int = errno_codes.EPERM
