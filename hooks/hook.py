@@ -7,16 +7,13 @@ Exit codes follow the OCI hook rules: 0 on success; non-zero makes the runtime f
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from syscage.config import Config, load_config
+from syscage.console import say_error, say_warning
 from syscage.errors import SyscageError
-from syscage.logs import say_error, say_warning, setup_logging
 from syscage.oci import HookState, Selection, has_seccomp, load_spec, no_new_privileges, parse_hook_state, select
 
 PHASES = ("prestart", "poststop", "auto")
@@ -35,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         say_error(f"unknown hook phase {' '.join(args)[:60]!r}; {USAGE}")
         return 2
     phase = args[0]
+    config: Config | None = None
     try:
         config = load_config()
         state = parse_hook_state(sys.stdin.buffer.read())
@@ -43,34 +41,32 @@ def main(argv: list[str] | None = None) -> int:
             phase = phase_from_status(state)
     except SyscageError as exc:
         say_error(f"{phase}: {exc}")
-        _log_rejection(phase, str(exc))
+        log_event(config, "error", "hook input refused", phase=phase, error=str(exc))
         return 2
     if selection.mode not in LEARNING_MODES:
         return 0  # hooks.d runs us for every container; only learners concern the hook
-    log = setup_logging(config, "hook").bind(phase=phase, container_id=state.container_id,
-                                             profile=selection.profile, mode=selection.mode)
-    if selection.profile_defaulted:
-        log.info("no io.syscage.profile annotation; using the default profile name")
+    context = {"phase": phase, "container_id": state.container_id, "profile": selection.profile,
+               "mode": selection.mode}
     try:
         if phase == "prestart":
-            return prestart(config, state, selection, log)
-        return poststop(config, state, selection, log)
+            return prestart(config, state, selection, context)
+        return poststop(config, state, selection, context)
     except (SyscageError, OSError) as exc:
         # OSError: an unexpected file-system failure (full disk, unwritable store): still one line.
-        log.error(f"{phase} failed", error=str(exc))
+        log_event(config, "error", f"{phase} failed", error=str(exc), **context)
         say_error(f"{phase} for container {state.container_id}: {exc}")
         return 1
 
 
-def prestart(config: Config, state: HookState, selection: Selection, log: Any) -> int:
+def prestart(config: Config, state: HookState, selection: Selection, context: dict[str, Any]) -> int:
     from syscage.hooks.client import request_starting_tracer
 
     if state.pid is None:
         raise SyscageError("the runtime passed no pid in the prestart state", "run syscage-hook as a prestart hook")
     spec = load_spec(state.bundle)
-    exec_mode = not has_seccomp(spec)
     message = {"op": "watch", "container_id": state.container_id, "pid": state.pid, "profile": selection.profile,
-               "exec_mode": exec_mode, "no_new_privileges": no_new_privileges(spec)}
+               "mode": selection.mode, "profile_defaulted": selection.profile_defaulted,
+               "exec_mode": not has_seccomp(spec), "no_new_privileges": no_new_privileges(spec)}
     try:
         reply = request_starting_tracer(config, message)
         if not reply.get("ok"):
@@ -78,38 +74,54 @@ def prestart(config: Config, state: HookState, selection: Selection, log: Any) -
     except SyscageError as exc:
         if config.on_tracer_error == "fail":
             raise
-        log.warning("container runs untraced", error=str(exc))
+        log_event(config, "warning", "container runs untraced", error=str(exc), **context)
         say_warning(f"container {state.container_id} runs untraced: {exc}; its run will be recorded as incomplete")
-        return 0
-    log.info("watching", slot=reply.get("slot"), tracer=reply.get("instance"),
-             cutover="exec" if exec_mode else "seccomp")
-    return 0
+    return 0  # success is logged by the tracer ("watching")
 
 
-def poststop(config: Config, state: HookState, selection: Selection, log: Any) -> int:
+def poststop(config: Config, state: HookState, selection: Selection, context: dict[str, Any]) -> int:
     from syscage.hooks.client import TracerUnavailable, request
-    from syscage.hooks.observe import observation_from_report
-    from syscage.profile import Observation
-    from syscage.store import ProfileStore, utc_now
 
-    runtime_name, runtime = runtime_of_parent()
-    try:
-        reply = request(config, {"op": "flush", "container_id": state.container_id})
-        problem = None if reply.get("ok") else str(reply.get("error"))
-    except TracerUnavailable as exc:
-        reply, problem = {}, f"the tracer was not running at poststop ({exc}): it died or was stopped"
-    if problem is None:
-        obs = observation_from_report(state.container_id, reply, runtime, runtime_name)
-    else:
-        obs = Observation(container_id=state.container_id, started="", stopped=utc_now(), cutover="none",
-                          runtime=runtime, kernel=os.uname().release, problems=[problem])
     assert selection.profile is not None
-    profile = ProfileStore(config.store, config.seccomp_errno).record_run(selection.profile, obs)
-    log.info("run recorded", syscalls=len(obs.syscalls), cutover=obs.cutover, complete=obs.complete,
-             problems=obs.problems, profile_syscalls=len(profile["syscalls"]), runs=len(profile["runs"]))
-    if not obs.complete:
-        say_warning(f"run of {state.container_id} is incomplete: {'; '.join(obs.problems)}")
+    runtime_exe = parent_executable()
+    message = {"op": "record", "container_id": state.container_id, "profile": selection.profile,
+               "mode": selection.mode, "runtime_exe": runtime_exe}
+    try:
+        # The tracer merges and writes the profile durably before it answers.
+        reply = request(config, message, timeout=max(config.hook_timeout - 5, 5))
+    except TracerUnavailable as exc:
+        reply = record_untraced(config, state, selection, runtime_exe,
+                                f"the tracer was not running at poststop ({exc}): it died or was stopped")
+    if not reply.get("ok"):
+        raise SyscageError(str(reply.get("error")), f"see {config.log_file}")
+    if not reply.get("complete"):
+        say_warning(f"run of {state.container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
     return 0
+
+
+def record_untraced(config: Config, state: HookState, selection: Selection, runtime_exe: str,
+                    problem: str) -> dict[str, Any]:
+    """No tracer to ask: record the run ourselves, as incomplete, so that the profile says so."""
+    from syscage.hooks.observe import runtime_version, untraced_observation
+    from syscage.store import ProfileStore
+
+    assert selection.profile is not None
+    obs = untraced_observation(state.container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
+    ProfileStore(config.store, config.seccomp_errno).record_run(selection.profile, obs)
+    log_event(config, "warning", "run recorded", complete=False, problems=obs.problems, phase="poststop",
+              container_id=state.container_id, profile=selection.profile, mode=selection.mode)
+    return {"ok": True, "complete": False, "problems": obs.problems}
+
+
+def log_event(config: Config | None, level: str, event: str, **fields: Any) -> None:
+    """One structured log entry (see syscage.jsonlog: no structlog import on the container's start path)."""
+    from syscage.jsonlog import JsonLog
+
+    try:
+        config = config or load_config()
+    except SyscageError:
+        return
+    JsonLog(str(config.log_file), config.log_level, "hook").log(level, event, **fields)
 
 
 def phase_from_status(state: HookState) -> str:
@@ -120,25 +132,12 @@ def phase_from_status(state: HookState) -> str:
                            "pass prestart or poststop explicitly") from None
 
 
-def runtime_of_parent() -> tuple[str, str]:
-    """(name, version line) of the runtime running this hook: our parent process."""
+def parent_executable() -> str:
+    """The runtime running this hook (our parent process), e.g. /usr/sbin/runc."""
     try:
-        exe = os.readlink(f"/proc/{os.getppid()}/exe")
+        return os.readlink(f"/proc/{os.getppid()}/exe")
     except OSError:
-        return "", ""
-    name = Path(exe).name
-    try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=5, check=False).stdout
-        version = out.splitlines()[0].strip() if out else name
-    except (OSError, subprocess.SubprocessError):
-        version = name
-    return name, version
-
-
-def _log_rejection(phase: str, error: str) -> None:
-    """Log a refused invocation too, if the config can be read at all."""
-    with contextlib.suppress(SyscageError, OSError):
-        setup_logging(load_config(), "hook").error("hook input refused", phase=phase, error=error)
+        return ""
 
 
 if __name__ == "__main__":

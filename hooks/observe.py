@@ -46,6 +46,23 @@ def observation_from_report(container_id: str, report: dict[str, Any], runtime: 
     return obs
 
 
+def untraced_observation(container_id: str, runtime: str, problem: str) -> Observation:
+    """A run nothing was recorded for: it still goes into the profile, as incomplete."""
+    return Observation(container_id=container_id, started="", stopped=utc_now(), cutover="none", runtime=runtime,
+                       kernel=os.uname().release, problems=[problem])
+
+
+def runtime_version(exe: str) -> str:
+    """First line of `exe --version` (runc and crun both answer it)."""
+    import subprocess
+
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=5, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return os.path.basename(exe)
+    return out.splitlines()[0].strip() if out.strip() else os.path.basename(exe)
+
+
 def runtime_base(runtime_name: str) -> dict[str, list[str]] | None:
     """Measured syscalls `runtime_name` makes between loading a filter and exec'ing the workload (see
     integration/measure_runtime_base.py): `no_new_privileges` / `new_privileges` sets and the

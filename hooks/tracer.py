@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from syscage.config import Config, load_config
+from syscage.console import say_error
 from syscage.errors import SyscageError
 from syscage.hooks.protocol import READY_FD_ENV, ProtocolError, receive, send
-from syscage.logs import say_error, setup_logging
+from syscage.logs import setup_logging
 from syscage.store import utc_now
 
 OWN_CGROUP = "syscage"
@@ -58,6 +59,7 @@ class Tracer:
         self.lock = threading.Lock()
         self.watched: dict[str, Watched] = {}
         self.refused = 0
+        self.runtime_versions: dict[tuple[str, int], str] = {}
         self.last_activity = time.monotonic()
         self.closing = False
         started = time.monotonic()
@@ -75,11 +77,16 @@ class Tracer:
             self.last_activity = time.monotonic()
             if op == "watch":
                 return self._watch(request)
-            if op == "flush":
-                return self._flush(request)
             if op == "status":
                 return self._status()
-            return {"ok": False, "error": f"unknown op {op!r}"}
+            if op != "record":
+                return {"ok": False, "error": f"unknown op {op!r}"}
+            cid = request.get("container_id")
+            watched = self.watched.pop(cid, None) if isinstance(cid, str) else None
+            report = self._release(watched) if watched else None
+        # The store write (with its fsyncs) happens outside the tracer's lock: other containers'
+        # requests go on meanwhile, and the store's own per-profile lock keeps writers apart.
+        return self._record(request, report)
 
     def _watch(self, req: dict[str, Any]) -> dict[str, Any]:
         from syscage.hooks.tracer_bpf import container_identity
@@ -104,20 +111,52 @@ class Tracer:
             return {"ok": False, "error": f"cgroup of {cid} is already watched for another container"}
         self.watched[cid] = Watched(cid, profile, slot, cgroup_id, cgroup_path, bool(req.get("exec_mode")),
                                     bool(req.get("no_new_privileges")), utc_now())
-        self.log.info("watching", container_id=cid, profile=profile, slot=slot, cgroup_id=cgroup_id,
-                      exec_mode=bool(req.get("exec_mode")))
+        self.log.info("watching", container_id=cid, profile=profile, mode=req.get("mode", "learn"), slot=slot,
+                      cgroup_id=cgroup_id, cutover="exec" if req.get("exec_mode") else "seccomp",
+                      profile_defaulted=bool(req.get("profile_defaulted")))
         return {"ok": True, "slot": slot, "instance": self.instance}
 
-    def _flush(self, req: dict[str, Any]) -> dict[str, Any]:
-        cid = req.get("container_id")
-        watched = self.watched.pop(cid, None) if isinstance(cid, str) else None
-        if watched is None:
-            return {"ok": False, "unknown": True, "instance": self.instance,
-                    "error": f"tracer {self.instance} has no record of container {cid}"}
-        report = self._release(watched)
-        self.log.info("flushed", container_id=cid, profile=watched.profile, syscalls=len(report["syscalls"]),
-                      counters=report["counters"])
-        return {"ok": True, **report}
+    def _record(self, req: dict[str, Any], report: dict[str, Any] | None) -> dict[str, Any]:
+        """Merge what was seen of one container into its profile, durably, before replying."""
+        from syscage.hooks.observe import observation_from_report, untraced_observation
+        from syscage.store import ProfileStore
+
+        cid, profile, mode = req.get("container_id"), req.get("profile"), req.get("mode", "learn")
+        if not isinstance(cid, str) or not isinstance(profile, str):
+            return {"ok": False, "error": "record needs container_id and profile"}
+        runtime_name, runtime = self._runtime(req.get("runtime_exe"))
+        if report is None:
+            obs = untraced_observation(cid, runtime, f"tracer {self.instance} has no record of this container (it "
+                                                    "was not watched: its prestart hook failed, or the tracer "
+                                                    "restarted)")
+        else:
+            obs = observation_from_report(cid, report, runtime, runtime_name)
+        log = self.log.bind(container_id=cid, profile=profile, mode=mode)
+        try:
+            merged = ProfileStore(self.config.store, self.config.seccomp_errno).record_run(profile, obs)
+        except (SyscageError, OSError) as exc:
+            log.error("could not record run", error=str(exc))
+            return {"ok": False, "error": f"could not record the run in profile {profile}: {exc}"}
+        log.info("run recorded", syscalls=len(obs.syscalls), cutover=obs.cutover, complete=obs.complete,
+                 problems=obs.problems, counters=obs.counters, profile_syscalls=len(merged["syscalls"]),
+                 runs=len(merged["runs"]))
+        return {"ok": True, "complete": obs.complete, "problems": obs.problems, "syscalls": len(obs.syscalls),
+                "cutover": obs.cutover, "profile_syscalls": len(merged["syscalls"]), "instance": self.instance}
+
+    def _runtime(self, exe: object) -> tuple[str, str]:
+        """(name, version line) of the runtime binary, cached by path and modification time."""
+        from syscage.hooks.observe import runtime_version
+
+        if not isinstance(exe, str) or not exe.startswith("/"):
+            return "", ""
+        try:
+            stamp = os.stat(exe).st_mtime_ns
+        except OSError:
+            return Path(exe).name, ""
+        key = (exe, stamp)
+        if key not in self.runtime_versions:
+            self.runtime_versions[key] = runtime_version(exe)
+        return Path(exe).name, self.runtime_versions[key]
 
     def _release(self, watched: Watched) -> dict[str, Any]:
         report = self.recorder.collect(watched.slot)
@@ -158,11 +197,12 @@ class Tracer:
         report = self._release(watched)
         obs = observation_from_report(watched.container_id, report, runtime="", runtime_name="")
         obs.problems.append("no poststop hook came for this container; saved by the tracer after its cgroup vanished")
+        log = self.log.bind(container_id=watched.container_id, profile=watched.profile)
         try:
             ProfileStore(self.config.store, self.config.seccomp_errno).record_run(watched.profile, obs)
-            self.log.warning("saved run without poststop", container_id=watched.container_id, profile=watched.profile)
+            log.warning("saved run without poststop")
         except (OSError, SyscageError) as exc:
-            self.log.error("could not save orphaned run", container_id=watched.container_id, error=str(exc))
+            log.error("could not save orphaned run", error=str(exc))
 
     def close(self) -> None:
         self.recorder.close()

@@ -12,6 +12,7 @@ from typing import Any
 
 from syscage.config import Config, load_config
 from syscage.errors import SyscageError
+from syscage.jsonlog import JsonLog
 from syscage.oci import Selection, select, spec_annotations
 from syscage.shim.modifiers import (
     Modifier,
@@ -43,9 +44,8 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         return refuse(str(exc), cid, runtime_log, runtime_log_format)
     if selection.mode == "off":
         return 0
-    from syscage.logs import setup_logging
-
-    log = setup_logging(config, "runtime").bind(container_id=cid, profile=selection.profile, mode=selection.mode)
+    log = JsonLog(str(config.log_file), config.log_level, "runtime", container_id=cid, profile=selection.profile,
+                  mode=selection.mode)
     try:
         modifiers = modifiers_for(selection, config, log)
     except SyscageError as exc:

@@ -9,8 +9,8 @@ import sys
 from typing import Any
 
 from syscage.config import Config, load_config
+from syscage.console import say_error
 from syscage.errors import SyscageError
-from syscage.logs import say_error
 
 EPILOG = """\
 Profiles live under the store (paths.store in the config, /var/lib/syscage by default):

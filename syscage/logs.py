@@ -35,12 +35,3 @@ def setup_logging(config: Config, component: str) -> structlog.stdlib.BoundLogge
         cache_logger_on_first_use=True,
     )
     return structlog.get_logger().bind(component=component)
-
-
-def say_error(message: str) -> None:
-    """The one line an operator reads on stderr."""
-    print(f"syscage: error: {message}", file=sys.stderr, flush=True)
-
-
-def say_warning(message: str) -> None:
-    print(f"syscage: warning: {message}", file=sys.stderr, flush=True)
