@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import errno as errno_codes
 import os
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import tomli
 
@@ -16,8 +15,9 @@ DEFAULT_CONFIG_PATH = Path("/etc/syscage/config.toml")
 ENV_CONFIG = "SYSCAGE_CONFIG"
 
 
-@dataclass(frozen=True)
-class Config:
+# A NamedTuple, not a dataclass: immutable all the same, and it spares every hook and wrapper call
+# the ~10 ms import of dataclasses (and inspect).
+class Config(NamedTuple):
     store: Path = Path("/var/lib/syscage")
     run_dir: Path = Path("/run/syscage")
     log_file: Path = Path("/var/log/syscage/syscage.log")
@@ -121,7 +121,7 @@ def config_from_mapping(raw: dict[str, Any], source: Path | None = None) -> Conf
     for field, allowed in _CHOICES.items():
         if field in values and values[field] not in allowed:
             raise SyscageError(f"{where}: {field} = {values[field]!r}", f"use one of {', '.join(allowed)}")
-    known = {f.name for f in fields(Config)}
+    known = set(Config._fields)
     return Config(**{k: v for k, v in values.items() if k in known})
 
 

@@ -549,7 +549,10 @@ def _refuse_if_imports_replace_cri(cfg: ContainerdConfig) -> None:
 # --- podman / CRI-O hooks.d ---------------------------------------------------------------------------
 
 
-def hooks_json(hook_path: Path, timeout: int = Config.hook_timeout) -> str:
+DEFAULT_HOOK_TIMEOUT: int = Config._field_defaults["hook_timeout"]
+
+
+def hooks_json(hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT) -> str:
     """The OCI hooks.d file (schema 1.0.0) for podman and CRI-O; the shipped file is this with the default path."""
     doc = {
         "version": "1.0.0",
@@ -562,7 +565,7 @@ def hooks_json(hook_path: Path, timeout: int = Config.hook_timeout) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def install_hooks_dir(directory: Path, hook_path: Path, timeout: int = Config.hook_timeout) -> Path | None:
+def install_hooks_dir(directory: Path, hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT) -> Path | None:
     """Write DIR/syscage.json; returns its path, or None if it already had this content."""
     target = directory / HOOKS_FILE_NAME
     content = hooks_json(hook_path, timeout).encode()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from syscage.errors import SyscageError
 from syscage.names import ANNOTATION_MODE, ANNOTATION_PROFILE, default_profile_name, parse_mode, validate_profile_name
@@ -13,19 +12,17 @@ from syscage.names import ANNOTATION_MODE, ANNOTATION_PROFILE, default_profile_n
 MAX_STATE_BYTES = 1 << 20  # a hook state is a few hundred bytes; refuse anything absurd
 
 
-@dataclass(frozen=True)
-class HookState:
+class HookState(NamedTuple):
     """OCI state as a runtime writes it on a hook's stdin."""
 
     container_id: str
     bundle: Path
     status: str
     pid: int | None
-    annotations: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str]
 
 
-@dataclass(frozen=True)
-class Selection:
+class Selection(NamedTuple):
     """What the annotations ask syscage to do with a container."""
 
     mode: str
