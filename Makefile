@@ -12,7 +12,7 @@ LIBDIR = $(PREFIX)/lib/syscage
 MANIFEST = $(LIBDIR)/installed-files
 COMMANDS := syscage syscage-hook syscage-tracer syscage-runtime containerd-shim-syscage-v2
 KERNEL := $(shell uname -r)
-APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd busybox-static apparmor \
+APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd busybox-static crun apparmor \
 	libseccomp2 python3-venv strace gcc libc6-dev
 PYTEST_FLAGS ?= -q -ra
 

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from syscage.config import Config
@@ -62,39 +63,104 @@ def request_starting_tracer(config: Config, message: dict[str, Any]) -> dict[str
 
 def start_tracer(config: Config, deadline: float) -> None:
     """Start a tracer unless one is starting or running; return when it is ready (or has failed)."""
-    config.run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-    spawn_lock = os.open(config.run_dir / "spawn.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(spawn_lock, fcntl.LOCK_EX)  # one hook spawns; the others wait here, then connect
-        with contextlib.suppress(TracerUnavailable):
-            request(config, {"op": "status"}, timeout=5)
+    with _spawn_lock(config):  # one caller spawns; the others wait here, then connect
+        if _tracer_answers(config):
             return
-        _spawn_and_wait(config, deadline)
-    finally:
-        os.close(spawn_lock)
-
-
-def _spawn_and_wait(config: Config, deadline: float) -> None:
-    read_fd, write_fd = os.pipe()
-    env = {k: v for k, v in os.environ.items() if k in ("SYSCAGE_CONFIG", "PATH", "LANG")}
-    env[READY_FD_ENV] = str(write_fd)
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-    out = open(config.run_dir / "tracer.out", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        # A new session and no inherited descriptors: the runtime waits for the hook's stdout and
-        # stderr to close, so the long-lived tracer must hold none of them.
-        subprocess.Popen([sys.executable, "-m", "syscage.hooks.tracer"], stdin=subprocess.DEVNULL, stdout=out,
-                         stderr=out, pass_fds=(write_fd,), start_new_session=True, env=env, cwd="/")
-    finally:
-        out.close()
-        os.close(write_fd)
-    try:
-        message = _read_ready(read_fd, deadline)
-    finally:
-        os.close(read_fd)
+        if _tracer_lock_held(config):  # started (by the wrapper or a peer) and still compiling
+            _wait_for_socket(config, deadline)
+            return
+        read_fd, write_fd = os.pipe()
+        try:
+            _spawn_detached(config, write_fd)
+        finally:
+            os.close(write_fd)
+        try:
+            message = _read_ready(read_fd, deadline)
+        finally:
+            os.close(read_fd)
     if message.startswith("error"):
         raise SyscageError(f"tracer failed to start: {message[6:].strip()}",
                            f"see {config.run_dir / 'tracer.out'}")
+
+
+def start_tracer_in_background(config: Config) -> None:
+    """Start a tracer, if none runs, without waiting for its BPF compile.
+
+    syscage-runtime calls this before it execs the runtime for a learning container: the compile
+    overlaps with the runtime's container set-up, and the tracer is not a descendant of the runtime
+    (`crun run` waits for every descendant to exit before it returns).
+    """
+    try:
+        with _spawn_lock(config):
+            if not _tracer_lock_held(config) and not _tracer_answers(config):
+                _spawn_detached(config, None)
+    except OSError:
+        pass  # the prestart hook tries again, and reports what fails
+
+
+@contextlib.contextmanager
+def _spawn_lock(config: Config) -> Iterator[None]:
+    config.run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    fd = os.open(config.run_dir / "spawn.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _tracer_answers(config: Config) -> bool:
+    try:
+        request(config, {"op": "status"}, timeout=5)
+    except TracerUnavailable:
+        return False
+    return True
+
+
+def _tracer_lock_held(config: Config) -> bool:
+    """A tracer holds tracer.lock from its start, through its BPF compile, to its exit."""
+    try:
+        fd = os.open(config.run_dir / "tracer.lock", os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe lock if we got it
+    return False
+
+
+def _wait_for_socket(config: Config, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if _tracer_answers(config):
+            return
+        if not _tracer_lock_held(config):
+            return  # it died while starting: the caller's retry loop spawns a new one
+        time.sleep(0.02)
+
+
+def _spawn_detached(config: Config, ready_fd: int | None) -> None:
+    """Start the tracer as an orphan in a session of its own (fork, spawn, exit), holding none of our
+    descriptors: a runtime waits for a hook's stdout and stderr to close."""
+    env = {k: v for k, v in os.environ.items() if k in ("SYSCAGE_CONFIG", "PATH", "LANG")}
+    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if ready_fd is not None:
+        env[READY_FD_ENV] = str(ready_fd)
+    out = os.open(config.run_dir / "tracer.out", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        child = os.fork()
+        if child == 0:  # the intermediate: start the tracer, then leave it to be adopted
+            try:
+                subprocess.Popen([sys.executable, "-m", "syscage.hooks.tracer"], stdin=subprocess.DEVNULL,
+                                 stdout=out, stderr=out, pass_fds=() if ready_fd is None else (ready_fd,),
+                                 start_new_session=True, env=env, cwd="/")
+            finally:
+                os._exit(0)
+        os.waitpid(child, 0)
+    finally:
+        os.close(out)
 
 
 def _read_ready(fd: int, deadline: float) -> str:

@@ -132,12 +132,26 @@ def phase_from_status(state: HookState) -> str:
                            "pass prestart or poststop explicitly") from None
 
 
+STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def parent_executable() -> str:
-    """The runtime running this hook (our parent process), e.g. /usr/sbin/runc."""
+    """The runtime running this hook (our parent process), e.g. /usr/sbin/runc.
+
+    crun runs hooks from a process whose /proc/PID/exe no longer resolves (it reads "/"): then the
+    process name is looked up in the standard PATH (hooks get no PATH of their own)."""
+    ppid = os.getppid()
     try:
-        return os.readlink(f"/proc/{os.getppid()}/exe")
+        exe = os.readlink(f"/proc/{ppid}/exe")
+        if os.path.isfile(exe):
+            return exe
+        with open(f"/proc/{ppid}/comm") as f:
+            comm = f.read().strip()
     except OSError:
         return ""
+    import shutil
+
+    return shutil.which(comm, path=STANDARD_PATH) or "" if comm else ""
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ still covers what the installed runtime does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -57,6 +59,12 @@ def measure(runtime: str, runs: int, root: Path) -> dict[str, list[str]]:
     return result
 
 
+def stop_own_tracer(run_dir: Path) -> None:
+    """Stop the tracer this measurement started (and no other)."""
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int((run_dir / "tracer.pid").read_text()), signal.SIGTERM)
+
+
 def runtime_version(runtime: str) -> str:
     return subprocess.run([runtime, "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
 
@@ -68,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sets = measure(args.runtime, args.runs, Path(tmp))
-        subprocess.run(["pkill", "-f", "syscage.hooks.tracer"], check=False)
+        stop_own_tracer(Path(tmp) / "run")
     doc = {"runtime": args.runtime, "measured_with": runtime_version(args.runtime), "runs": args.runs,
            "note": "syscalls the runtime makes after loading the seccomp filter and before exec'ing the workload",
            **sets, "asynchronous": GO_RUNTIME_ASYNC if Path(args.runtime).name in GO_RUNTIMES else []}

@@ -65,6 +65,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
 def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifier]:
     hooks = add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env())
     if selection.mode == "learn":
+        start_tracer_early(config)
         return [hooks, ensure_filter_load]
     assert selection.profile is not None
     try:
@@ -72,15 +73,23 @@ def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifi
     except Unenforceable as exc:
         if selection.mode == "complain":
             log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
+            start_tracer_early(config)
             return [hooks, ensure_filter_load]
         if config.on_missing_profile == "allow":
             log.warning("running UNCONFINED: enforce.on_missing_profile = allow", reason=str(exc))
             return []
         raise
     if selection.mode == "complain":
+        start_tracer_early(config)
         return [hooks, set_seccomp(complain_filter(seccomp))]
     # AppArmor comes later; on a kernel without it, naming a profile would make runc refuse the spec.
     return [set_seccomp(seccomp)]
+
+
+def start_tracer_early(config: Config) -> None:
+    from syscage.hooks.client import start_tracer_in_background
+
+    start_tracer_in_background(config)
 
 
 def enforceable_seccomp(name: str, config: Config) -> dict[str, Any]:
