@@ -173,15 +173,14 @@ static __always_inline unsigned long syscall_arg(struct pt_regs *regs, int which
 // smaller; runtimes abort the container when it happens.)
 static __always_inline void check_cutover(struct bpf_raw_tracepoint_args *ctx, u32 tid, long nr)
 {
-    if (nr != NR_PRCTL && nr != NR_SECCOMP && nr != NR_EXECVE && nr != NR_EXECVEAT)
-        return;
     struct watch_info *w = watched_container();
     if (!w)
         return;
     if (nr == NR_EXECVE || nr == NR_EXECVEAT) {
         if (w->mode == MODE_EXEC) {
             u32 n = nr;
-            pending_exec.update(&tid, &n);
+            if (pending_exec.update(&tid, &n) != 0)
+                count(w->slot, CNT_ARMED_MAP_FULL);
         }
         return;
     }
@@ -204,7 +203,8 @@ static __always_inline void check_cutover(struct bpf_raw_tracepoint_args *ctx, u
     if (tsync) {
         u32 tgid = bpf_get_current_pid_tgid() >> 32;
         struct armed_info a = {.gen = gen, .slot = slot, .flags = 0};
-        armed_tgid.update(&tgid, &a);
+        if (armed_tgid.update(&tgid, &a) != 0)
+            count(slot, CNT_ARMED_MAP_FULL);
         u32 zero = 0, one = 1;
         globals.update(&zero, &one);
         count(slot, CNT_TSYNC);
@@ -288,10 +288,16 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     u32 tid = (u32)id;
     disarm(tid);
     pending_exec.delete(&tid);
-    if (args->group_dead) {
-        u32 tgid = id >> 32;
+    u32 tgid = id >> 32;
+#ifdef HAVE_GROUP_DEAD
+    if (args->group_dead)
         armed_tgid.delete(&tgid);
-    }
+#else
+    // Kernels before 6.16 have no group_dead field: drop it when the leader exits (a leftover
+    // entry is harmless anyway: the generation check ignores it once its slot is released).
+    if (tid == tgid)
+        armed_tgid.delete(&tgid);
+#endif
     return 0;
 }
 
@@ -308,8 +314,8 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
             disarm(old_tid);
         if (new_tid < PID_TABLE)
             armed_tab.update(&new_tid, &copy);
-        else
-            armed_overflow.update(&new_tid, &copy);
+        else if (armed_overflow.update(&new_tid, &copy) != 0)
+            count(copy.slot, CNT_ARMED_MAP_FULL);
         return 0;
     }
     u32 *nr = pending_exec.lookup(&old_tid);

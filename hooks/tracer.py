@@ -94,13 +94,17 @@ class Tracer:
         cid, pid, profile = req.get("container_id"), req.get("pid"), req.get("profile")
         if not isinstance(cid, str) or not isinstance(pid, int) or not isinstance(profile, str):
             return {"ok": False, "error": "watch needs container_id, pid and profile"}
-        if cid in self.watched:
-            return {"ok": True, "slot": self.watched[cid].slot, "instance": self.instance}
         try:
             cgroup_id, ns_dev, ns_ino = container_identity(pid)
             cgroup_path = _cgroup_path(pid)
         except (OSError, LookupError) as exc:
             return {"ok": False, "error": f"cannot identify container {cid} (pid {pid}): {exc}"}
+        if cid in self.watched:
+            if self.watched[cid].cgroup_id == cgroup_id:  # the same container's hook, run again
+                return {"ok": True, "slot": self.watched[cid].slot, "instance": self.instance}
+            # The same id for another container (another runtime root or containerd namespace).
+            return {"ok": False, "error": f"a different container with id {cid} is already being learned; "
+                                          "give containers distinct ids"}
         try:
             slot = self.recorder.add(cgroup_id, ns_dev, ns_ino, exec_mode=bool(req.get("exec_mode")))
         except IndexError:
@@ -303,8 +307,15 @@ def serve(config: Config, idle_timeout: float) -> int:
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()
     old_umask = os.umask(0o077)
-    server = _Server(str(sock_path), _Handler)
-    os.umask(old_umask)
+    try:
+        server = _Server(str(sock_path), _Handler)
+    except OSError as exc:
+        log.error("tracer cannot listen", socket=str(sock_path), error=str(exc))
+        _notify_ready(f"error: cannot listen on {sock_path}: {exc}")
+        tracer.close()
+        return 1
+    finally:
+        os.umask(old_umask)
     server.tracer = tracer  # type: ignore[attr-defined]
     (config.run_dir / "tracer.pid").write_text(f"{os.getpid()}\n")
     stop = threading.Event()

@@ -54,7 +54,8 @@ class SyscallRecorder:
             f"-DMAX_OVERFLOW={max_threads}",
             f"-DNR_WORDS={NR_WORDS}",
             f"-DNR_COUNTERS={len(COUNTERS)}",
-        ] + [f"-DNR_{name.upper()}={syscall_number(name)}" for name in ("prctl", "seccomp", "execve", "execveat")] \
+        ] + (["-DHAVE_GROUP_DEAD"] if tracepoint_has_field("sched/sched_process_exit", "group_dead") else []) \
+          + [f"-DNR_{name.upper()}={syscall_number(name)}" for name in ("prctl", "seccomp", "execve", "execveat")] \
           + [f"-DCNT_{name.upper()}={i}" for i, name in enumerate(COUNTERS)]
         self.max_slots = max_slots
         self.bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
@@ -113,6 +114,8 @@ class SyscallRecorder:
         if self.sys_enter_attached:
             self.bpf.detach_raw_tracepoint(tp=b"sys_enter")
             self.sys_enter_attached = False
+        # Nothing is watched: no TSYNC process can be armed any more, so stop checking for them.
+        self.bpf["globals"][ctypes.c_uint32(0)] = ctypes.c_uint32(0)
 
     def _zero(self, slot: int) -> None:
         start = slot * NR_SETS * NR_WORDS
@@ -130,6 +133,17 @@ def _release_compiler_memory() -> None:
     """Give LLVM's freed compile-time heap back to the OS: the tracer lives long, the compile is over."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def tracepoint_has_field(event: str, field: str) -> bool:
+    """Whether a tracepoint's format (tracefs) has `field`: its fields differ between kernel versions."""
+    for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        try:
+            with open(f"{root}/events/{event}/format") as f:
+                return any(f" {field};" in line for line in f if line.strip().startswith("field:"))
+        except OSError:
+            continue
+    return False
 
 
 def pid_max() -> int:

@@ -100,3 +100,13 @@ def _wait_stopped(env: Env, cid: str) -> None:
 
 def _strip_time(text: str) -> str:
     return "\n".join(line.split(" msg=", 1)[-1] for line in text.splitlines())
+
+
+def test_malformed_spec_section_refused_in_one_line(env: Env) -> None:
+    bundle = learning_bundle(env, env.name("malformed"), ["true"])
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["hooks"] = {"prestart": "not-a-list"}
+    (bundle / "config.json").write_text(json.dumps(spec))
+    result = call(WRAPPER, "--root", str(env.runc_root), "run", "-b", str(bundle), env.name("c"))
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1 and "malformed section" in result.stderr

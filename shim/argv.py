@@ -10,7 +10,7 @@ import os
 # Global options that take a value (runc and crun), in their long spelling without dashes.
 _GLOBAL_VALUE_FLAGS = {"log", "log-format", "log-level", "root", "criu", "rootless", "cgroup-manager"}
 # Options of `create` / `run` that take a value.
-_COMMAND_VALUE_FLAGS = {"bundle", "b", "console-socket", "pid-file", "preserve-fds", "config", "f"}
+_COMMAND_VALUE_FLAGS = {"bundle", "b", "console-socket", "pid-file", "preserve-fds", "config", "f", "pidfd-socket"}
 
 
 def _flag_name(arg: str) -> tuple[str, bool]:

@@ -57,7 +57,11 @@ def main() -> None:
         sys.stderr.write(f"containerd-shim-syscage-v2: error: {RUNC_SHIM} not found in PATH; install containerd\n")
         sys.exit(1)
     os.environ["PATH"] = directory + os.pathsep + path
-    os.execv(shim, [shim, *sys.argv[1:]])
+    try:
+        os.execv(shim, [shim, *sys.argv[1:]])
+    except OSError as exc:
+        sys.stderr.write(f"containerd-shim-syscage-v2: error: cannot run {shim}: {exc.strerror}\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

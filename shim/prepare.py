@@ -56,32 +56,43 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     from syscage.store import write_atomically
 
     path = Path(bundle) / "config.json"
-    new_spec = apply(spec, modifiers)
-    write_atomically(path, json.dumps(new_spec, indent=2).encode(), mode=os.stat(path).st_mode & 0o7777)
+    try:
+        new_spec = apply(spec, modifiers)
+        write_atomically(path, json.dumps(new_spec, indent=2).encode(), mode=os.stat(path).st_mode & 0o7777)
+    except (AttributeError, TypeError) as exc:  # e.g. "hooks": null, or hooks.prestart not a list
+        return refuse(f"{bundle}/config.json has a malformed section ({exc})", cid, runtime_log, runtime_log_format)
+    except OSError as exc:
+        return refuse(f"cannot rewrite {path}: {exc}", cid, runtime_log, runtime_log_format)
     log.info("spec prepared", bundle=bundle, modifiers=[getattr(m, "__qualname__", str(m)) for m in modifiers])
     return 0
 
 
 def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifier]:
+    if selection.mode == "enforce":
+        return enforce_modifiers(selection, config, log)
     hooks = add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env())
     if selection.mode == "learn":
         start_tracer_early(config)
         return [hooks, ensure_filter_load]
     assert selection.profile is not None
+    start_tracer_early(config)
     try:
         seccomp = enforceable_seccomp(selection.profile, config)
     except Unenforceable as exc:
-        if selection.mode == "complain":
-            log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
-            start_tracer_early(config)
-            return [hooks, ensure_filter_load]
+        log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
+        return [hooks, ensure_filter_load]
+    return [hooks, set_seccomp(complain_filter(seccomp))]
+
+
+def enforce_modifiers(selection: Selection, config: Config, log: Any) -> list[Modifier]:
+    assert selection.profile is not None
+    try:
+        seccomp = enforceable_seccomp(selection.profile, config)
+    except Unenforceable as exc:
         if config.on_missing_profile == "allow":
             log.warning("running UNCONFINED: enforce.on_missing_profile = allow", reason=str(exc))
             return []
         raise
-    if selection.mode == "complain":
-        start_tracer_early(config)
-        return [hooks, set_seccomp(complain_filter(seccomp))]
     # AppArmor comes later; on a kernel without it, naming a profile would make runc refuse the spec.
     return [set_seccomp(seccomp)]
 

@@ -26,7 +26,7 @@ class Config(NamedTuple):
     start_timeout: float = 30.0
     max_containers: int = 256
     max_threads: int = 16384
-    orphan_grace: float = 60.0
+    orphan_grace: float = 3600.0
     on_tracer_error: str = "run"
     seccomp_errno: int = errno_codes.EPERM
     runtime_path: Path = Path("/usr/sbin/runc")
@@ -118,6 +118,8 @@ def config_from_mapping(raw: dict[str, Any], source: Path | None = None) -> Conf
                 values[field] = parse_errno(value) if field == "seccomp_errno" else _convert(convert, value)
             except (TypeError, ValueError) as exc:
                 raise SyscageError(f"{where}: {table}.{key}: {exc}", "fix the value") from None
+    if values.get("max_containers", 0) > 65535:
+        raise SyscageError(f"{where}: tracer.max_containers = {values['max_containers']}", "use at most 65535")
     for field, allowed in _CHOICES.items():
         if field in values and values[field] not in allowed:
             raise SyscageError(f"{where}: {field} = {values[field]!r}", f"use one of {', '.join(allowed)}")

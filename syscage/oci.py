@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from syscage.errors import SyscageError
-from syscage.names import ANNOTATION_MODE, ANNOTATION_PROFILE, default_profile_name, parse_mode, validate_profile_name
+from syscage.names import (
+    ANNOTATION_MODE,
+    ANNOTATION_PROFILE,
+    K8S_NAMESPACE,
+    default_profile_name,
+    parse_mode,
+    validate_profile_name,
+)
 
 MAX_STATE_BYTES = 1 << 20  # a hook state is a few hundred bytes; refuse anything absurd
 
@@ -84,7 +91,14 @@ def select(container_id: str, annotations: dict[str, str]) -> Selection:
         return Selection("off", None)
     named = annotations.get(ANNOTATION_PROFILE)
     if named is not None:
-        return Selection(mode, validate_profile_name(named))
+        name = validate_profile_name(named)
+        namespace = annotations.get(K8S_NAMESPACE)
+        # A pod may only learn into its own namespace's profiles: learning into another team's
+        # profile would widen what that team's containers are allowed to do.
+        if mode in ("learn", "complain") and namespace and not name.startswith(f"k8s.{namespace}."):
+            raise SyscageError(f"profile {name} is outside namespace {namespace[:63]}",
+                               f"a Kubernetes container can learn only into profiles named k8s.{namespace[:63]}.*")
+        return Selection(mode, name)
     return Selection(mode, default_profile_name(container_id, annotations), profile_defaulted=True)
 
 

@@ -140,7 +140,17 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
                       ("incomplete_reasons", list), ("complete", bool), ("arch", str)):
         if not isinstance(doc.get(key), kind):
             raise bad(f"'{key}' is missing or not a {kind.__name__}")
-    for syscall, entry in doc["syscalls"].items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("runs"), int):
-            raise bad(f"entry for syscall {syscall!r} is malformed")
+    for table in ("syscalls", "unresolved_syscalls"):
+        for syscall, entry in doc[table].items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("runs"), int)
+                    and isinstance(entry.get("first_seen"), str) and isinstance(entry.get("last_seen"), str)
+                    and isinstance(entry.get("sources"), list)
+                    and all(isinstance(x, str) for x in entry["sources"])):
+                raise bad(f"entry for syscall {syscall!r} is malformed")
+    if not all(isinstance(r, str) for r in doc["incomplete_reasons"]):
+        raise bad("'incomplete_reasons' holds something other than text")
+    if not all(isinstance(r, dict) for r in doc["runs"]):
+        raise bad("'runs' holds something other than run records")
+    if not isinstance(doc.get("revision", 0), int):
+        raise bad("'revision' is not a number")
     return doc

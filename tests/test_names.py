@@ -35,3 +35,15 @@ def test_select() -> None:
     assert select("c", {"io.syscage.mode": "enforce", "io.syscage.profile": "web"}).profile == "web"
     with pytest.raises(SyscageError, match=r"invalid io\.syscage\.mode"):
         parse_mode("LEARN")
+
+
+def test_kubernetes_container_learns_only_into_its_namespace() -> None:
+    k8s = {"io.kubernetes.cri.sandbox-namespace": "team-a", "io.kubernetes.cri.container-name": "web",
+           "io.syscage.mode": "learn"}
+    assert select("c", {**k8s, "io.syscage.profile": "k8s.team-a.api"}).profile == "k8s.team-a.api"
+    with pytest.raises(SyscageError, match="outside namespace team-a"):
+        select("c", {**k8s, "io.syscage.profile": "k8s.team-b.api"})
+    with pytest.raises(SyscageError, match="outside namespace"):
+        select("c", {**k8s, "io.syscage.mode": "complain", "io.syscage.profile": "shared"})
+    # Enforcing someone else's profile only restricts the pod itself.
+    assert select("c", {**k8s, "io.syscage.mode": "enforce", "io.syscage.profile": "k8s.team-b.api"}).mode == "enforce"

@@ -46,7 +46,9 @@ def test_check_profile_rejects_corruption() -> None:
     good = new_profile("web", "SCMP_ARCH_X86_64", "t")
     assert check_profile(copy.deepcopy(good), "web")
     for broken in ({"kind": "other"}, {**good, "name": "evil"}, {**good, "syscalls": []},
-                   {**good, "schema": "1"}, {**good, "syscalls": {"read": 1}}):
+                   {**good, "schema": "1"}, {**good, "syscalls": {"read": 1}},
+                   {**good, "syscalls": {"read": {"runs": 1}}}, {**good, "incomplete_reasons": [3]},
+                   {**good, "runs": ["x"]}):
         with pytest.raises(SyscageError, match="corrupt"):
             check_profile(broken, "web")
     with pytest.raises(SyscageError, match="newer"):

@@ -25,6 +25,7 @@ SPECS = ["runc-spec.json", "containerd-spec.json"]
     (["--root=/r", "create", "--console-socket", "/s", "--no-pivot", "-b", "B", "ID"], "create", "/cwd/B", "ID"),
     (["--log", "run", "state", "ID"], "state", None, None),
     (["--version"], None, None, None),
+    (["create", "--pidfd-socket", "/s", "--bundle", "/b", "ID"], "create", "/b", "ID"),
 ])
 def test_subcommand_and_bundle(argv: list[str], sub: str | None, bundle: str | None, cid: str | None) -> None:
     found, index = find_subcommand(argv)
