@@ -17,10 +17,13 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from integration.conftest import HOOK, write_config
 from syscage.bundle import allow_all_seccomp, learn_hooks, make_busybox_rootfs, write_bundle
+from syscage.config import load_config
+from syscage.hooks.client import start_tracer
 
 # What a Go runtime (runc is Go) may do on any thread at any moment: block, be preempted by a signal,
 # grow its heap. A single measurement misses some of these by chance; an enforced container must not
@@ -38,6 +41,9 @@ def measure(runtime: str, runs: int, root: Path) -> dict[str, list[str]]:
     write_config(config, root)
     os.environ["SYSCAGE_CONFIG"] = str(config)
     rootfs = make_busybox_rootfs(root / "rootfs")
+    # Start the tracer from here: started by a hook under `crun run`, it would be crun's descendant,
+    # and `crun run` waits for all of those.
+    start_tracer(load_config(), time.monotonic() + 60)
     hooks = learn_hooks(str(HOOK), [f"SYSCAGE_CONFIG={config}"])
     result: dict[str, list[str]] = {}
     for nnp in (True, False):
