@@ -25,7 +25,7 @@ deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 	@# bcc compiles against /lib/modules/<running kernel>/build; Debian's headers are the closest we have.
 	@if [ ! -e /lib/modules/$(KERNEL)/build/Makefile ]; then \
