@@ -22,6 +22,10 @@ class TracerUnavailable(Exception):
     """No tracer answers on the socket."""
 
 
+class TracerLost(TracerUnavailable):
+    """The tracer took the request but gave no answer: it may or may not have acted on it."""
+
+
 def request(config: Config, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     """One request to a running tracer. Raises TracerUnavailable if none answers."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -31,12 +35,14 @@ def request(config: Config, message: dict[str, Any], timeout: float = 30.0) -> d
             sock.connect(str(config.tracer_socket))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise TracerUnavailable(str(exc)) from None
+    except OSError as exc:
+        sock.close()
+        raise TracerUnavailable(f"tracer connection failed: {exc}") from None
+    try:
         send(sock, message)
         reply = receive(sock)
     except (ProtocolError, OSError) as exc:
-        if isinstance(exc, TracerUnavailable):
-            raise
-        raise TracerUnavailable(f"tracer connection failed: {exc}") from None
+        raise TracerLost(f"the tracer gave no answer: {exc}") from None
     finally:
         sock.close()
     if reply.get("retry"):

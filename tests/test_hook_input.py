@@ -57,3 +57,20 @@ def test_unannotated_container_is_ignored(monkeypatch: pytest.MonkeyPatch, capsy
 
 def test_bits_to_numbers() -> None:
     assert bits_to_numbers([0b101, 1 << 63]) == [0, 2, 127]
+
+
+def test_run_recorded_since_prevents_double_records(private_config: Path) -> None:
+    import time
+
+    from syscage.config import load_config
+    from syscage.profile import Observation
+    from syscage.store import ProfileStore, utc_now
+
+    config = load_config()
+    before = time.time()
+    assert not hook.run_recorded_since(config, "web", "c1", before)
+    run = Observation("c1", utc_now(), utc_now(), "seccomp", syscalls=["read"])
+    ProfileStore(config.store, 1).record_run("web", run)
+    assert hook.run_recorded_since(config, "web", "c1", before)
+    assert not hook.run_recorded_since(config, "web", "c2", before)
+    assert not hook.run_recorded_since(config, "web", "c1", time.time() + 60)
