@@ -1,7 +1,7 @@
 """The syscage tracer daemon: one process, one BPF program, every learning container.
 
 Started on demand by the first prestart hook (or by the shipped systemd unit). It compiles and
-attaches the BPF program once, then serves watch/flush requests on a unix socket. It moves itself
+attaches the BPF program once, then serves watch/record requests on a unix socket. It moves itself
 into a cgroup of its own so that tearing down the container or shim that started it cannot kill it,
 and it detaches and exits after `idle_timeout` seconds with nothing to watch.
 """
