@@ -31,11 +31,8 @@ def request(config: Config, message: dict[str, Any], timeout: float = 30.0) -> d
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     sock.settimeout(timeout)
     try:
-        try:
-            sock.connect(str(config.tracer_socket))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise TracerUnavailable(str(exc)) from None
-    except OSError as exc:
+        sock.connect(str(config.tracer_socket))
+    except OSError as exc:  # no socket, refused, or a run directory that is not one
         sock.close()
         raise TracerUnavailable(f"tracer connection failed: {exc}") from None
     try:

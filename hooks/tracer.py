@@ -41,7 +41,7 @@ class Watched:
     profile: str
     slot: int
     cgroup_id: int
-    cgroup_path: Path | None
+    cgroup_path: Path
     exec_mode: bool
     no_new_privileges: bool
     started: str
@@ -95,28 +95,29 @@ class Tracer:
         if not isinstance(cid, str) or not isinstance(pid, int) or not isinstance(profile, str):
             return {"ok": False, "error": "watch needs container_id, pid and profile"}
         try:
-            cgroup_id, ns_dev, ns_ino = container_identity(pid)
-            cgroup_path = _cgroup_path(pid)
+            identity = container_identity(pid)
         except (OSError, LookupError) as exc:
             return {"ok": False, "error": f"cannot identify container {cid} (pid {pid}): {exc}"}
         if cid in self.watched:
-            if self.watched[cid].cgroup_id == cgroup_id:  # the same container's hook, run again
+            if self.watched[cid].cgroup_id == identity.cgroup_id:  # the same container's hook, run again
                 return {"ok": True, "slot": self.watched[cid].slot, "instance": self.instance}
             # The same id for another container (another runtime root or containerd namespace).
             return {"ok": False, "error": f"a different container with id {cid} is already being learned; "
                                           "give containers distinct ids"}
         try:
-            slot = self.recorder.add(cgroup_id, ns_dev, ns_ino, exec_mode=bool(req.get("exec_mode")))
+            slot = self.recorder.add(identity.cgroup_id, identity.pidns_dev, identity.pidns_ino,
+                                     exec_mode=bool(req.get("exec_mode")))
         except IndexError:
             self.refused += 1
             return {"ok": False, "error": f"tracer is already watching {len(self.watched)} containers "
                                           "(tracer.max_containers)"}
         except KeyError:
             return {"ok": False, "error": f"cgroup of {cid} is already watched for another container"}
-        self.watched[cid] = Watched(cid, profile, slot, cgroup_id, cgroup_path, bool(req.get("exec_mode")),
+        self.watched[cid] = Watched(cid, profile, slot, identity.cgroup_id, identity.cgroup_path,
+                                    bool(req.get("exec_mode")),
                                     bool(req.get("no_new_privileges")), utc_now())
         self.log.info("watching", container_id=cid, profile=profile, mode=req.get("mode", "learn"), slot=slot,
-                      cgroup_id=cgroup_id, cutover="exec" if req.get("exec_mode") else "seccomp",
+                      cgroup_id=identity.cgroup_id, cutover="exec" if req.get("exec_mode") else "seccomp",
                       profile_defaulted=bool(req.get("profile_defaulted")))
         return {"ok": True, "slot": slot, "instance": self.instance}
 
@@ -181,7 +182,7 @@ class Tracer:
         with self.lock:
             now = time.monotonic()
             for watched in list(self.watched.values()):
-                if watched.cgroup_path is None or watched.cgroup_path.exists():
+                if watched.cgroup_path.exists():
                     continue
                 watched.vanished_at = watched.vanished_at or now
                 if now - watched.vanished_at > self.config.orphan_grace:
@@ -210,18 +211,6 @@ class Tracer:
 
     def close(self) -> None:
         self.recorder.close()
-
-
-def _cgroup_path(pid: int) -> Path | None:
-    from syscage.hooks.tracer_bpf import cgroup2_mount
-
-    mount = cgroup2_mount()
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            hierarchy, _, path = line.rstrip("\n").split(":", 2)
-            if hierarchy == "0" and mount is not None:
-                return mount / path.lstrip("/")
-    return None
 
 
 def _rss_kb() -> int:

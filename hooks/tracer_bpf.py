@@ -12,6 +12,7 @@ import ctypes
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from syscage.syscalls import syscall_number
 
@@ -151,8 +152,15 @@ def pid_max() -> int:
         return int(f.read())
 
 
-def container_identity(pid: int) -> tuple[int, int, int]:
-    """(cgroup v2 id, pid-namespace device, pid-namespace inode) of a process, from /proc and cgroupfs."""
+class ContainerIdentity(NamedTuple):
+    cgroup_id: int
+    cgroup_path: Path  # the container's cgroup v2 directory: it disappears with the container
+    pidns_dev: int
+    pidns_ino: int
+
+
+def container_identity(pid: int) -> ContainerIdentity:
+    """Cgroup v2 id and directory, and PID namespace, of a process, from /proc and cgroupfs."""
     cgroup_path = None
     with open(f"/proc/{pid}/cgroup") as f:
         for line in f:
@@ -166,26 +174,21 @@ def container_identity(pid: int) -> tuple[int, int, int]:
     mount = cgroup2_mount()
     if mount is None:
         raise LookupError("no cgroup2 file system is mounted")
-    cgroup_id = os.stat(mount / cgroup_path.lstrip("/")).st_ino
+    directory = mount / cgroup_path.lstrip("/")
     ns = os.stat(f"/proc/{pid}/ns/pid")
-    return cgroup_id, ns.st_dev, ns.st_ino
+    return ContainerIdentity(os.stat(directory).st_ino, directory, ns.st_dev, ns.st_ino)
 
 
 def cgroup2_mount() -> Path | None:
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            if right.split(" ", 1)[0] == "cgroup2":
-                return Path(left.split(" ")[4])
-    return None
+    return next(iter(cgroup_mounts(("cgroup2",))), None)
 
 
-def cgroup_mounts() -> list[Path]:
-    """Mount points of every cgroup hierarchy, v1 and v2."""
+def cgroup_mounts(kinds: tuple[str, ...] = ("cgroup", "cgroup2")) -> list[Path]:
+    """Mount points of the cgroup hierarchies of the given file-system types (default: v1 and v2)."""
     found = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
-            if right.split(" ", 1)[0] in ("cgroup", "cgroup2"):
+            if right.split(" ", 1)[0] in kinds:
                 found.append(Path(left.split(" ")[4]))
     return found
