@@ -7,7 +7,6 @@ import fcntl
 import os
 import select
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -156,6 +155,8 @@ def _spawn_detached(config: Config, ready_fd: int | None) -> None:
         child = os.fork()
         if child == 0:  # the intermediate: start the tracer, then leave it to be adopted
             try:
+                import subprocess  # here only: it costs every hook ~4 ms of imports
+
                 subprocess.Popen([sys.executable, "-m", "syscage.hooks.tracer"], stdin=subprocess.DEVNULL,
                                  stdout=out, stderr=out, pass_fds=() if ready_fd is None else (ready_fd,),
                                  start_new_session=True, env=env, cwd="/")

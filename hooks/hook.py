@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from typing import Any
 
 from syscage.config import Config, load_config
@@ -81,62 +80,13 @@ def prestart(config: Config, state: HookState, selection: Selection, context: di
 
 
 def poststop(config: Config, state: HookState, selection: Selection, context: dict[str, Any]) -> int:
-    from syscage.hooks.client import TracerLost, TracerUnavailable, request
+    from syscage.hooks.record import record_run
 
     assert selection.profile is not None
-    runtime_exe = parent_executable()
-    asked_at = time.time()
-    message = {"op": "record", "container_id": state.container_id, "profile": selection.profile,
-               "mode": selection.mode, "runtime_exe": runtime_exe}
-    try:
-        # The tracer merges and writes the profile durably before it answers.
-        reply = request(config, message, timeout=max(config.hook_timeout - 5, 5))
-    except TracerLost as exc:
-        # It may have written the run before it went: never record the same run twice.
-        if run_recorded_since(config, selection.profile, state.container_id, asked_at):
-            return 0
-        reply = record_untraced(config, state, selection, runtime_exe, f"the tracer died while recording ({exc})")
-    except TracerUnavailable as exc:
-        reply = record_untraced(config, state, selection, runtime_exe,
-                                f"the tracer was not running at poststop ({exc}): it died or was stopped")
-    if not reply.get("ok"):
-        raise SyscageError(str(reply.get("error")), f"see {config.log_file}")
+    reply = record_run(config, state.container_id, selection.profile, selection.mode, parent_executable(), "hook")
     if not reply.get("complete"):
         say_warning(f"run of {state.container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
     return 0
-
-
-def run_recorded_since(config: Config, profile: str, container_id: str, since: float) -> bool:
-    from datetime import datetime
-
-    from syscage.store import ProfileStore
-
-    try:
-        doc = ProfileStore(config.store, config.seccomp_errno).read(profile)
-    except SyscageError:
-        return False
-    for run in (doc or {}).get("runs", [])[-50:]:
-        stopped = str(run.get("stopped", "")).replace("Z", "+00:00")
-        try:
-            if run.get("container_id") == container_id and datetime.fromisoformat(stopped).timestamp() >= since - 1:
-                return True
-        except ValueError:
-            continue
-    return False
-
-
-def record_untraced(config: Config, state: HookState, selection: Selection, runtime_exe: str,
-                    problem: str) -> dict[str, Any]:
-    """No tracer to ask: record the run ourselves, as incomplete, so that the profile says so."""
-    from syscage.hooks.observe import runtime_version, untraced_observation
-    from syscage.store import ProfileStore
-
-    assert selection.profile is not None
-    obs = untraced_observation(state.container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
-    ProfileStore(config.store, config.seccomp_errno).record_run(selection.profile, obs)
-    log_event(config, "warning", "run recorded", complete=False, problems=obs.problems, phase="poststop",
-              container_id=state.container_id, profile=selection.profile, mode=selection.mode)
-    return {"ok": True, "complete": False, "problems": obs.problems}
 
 
 def log_event(config: Config | None, level: str, event: str, **fields: Any) -> None:

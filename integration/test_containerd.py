@@ -38,7 +38,8 @@ def enforce(profile: str) -> dict[str, str]:
 def test_learn_through_containerd(env: Env, containerd: Containerd, via: str) -> None:
     name = env.name(f"ctr-{via}")
     kwargs = {"runc_binary": WRAPPER} if via == "binary-name" else {"runtime": HANDLER}
-    result = containerd.run(rootfs(env), env.name("c"), WORKLOAD, learn(name), **kwargs)  # type: ignore[arg-type]
+    cid = env.name("c")
+    result = containerd.run(rootfs(env), cid, WORKLOAD, learn(name), **kwargs)  # type: ignore[arg-type]
     assert result.returncode == 0, result.stderr
     assert "hi" in result.stdout
     profile = env.profile(name)
@@ -46,6 +47,10 @@ def test_learn_through_containerd(env: Env, containerd: Containerd, via: str) ->
     assert {"execve", "write", "getdents64", "openat", "read"} <= learned
     assert not learned & RUNTIME_SETUP
     assert profile["complete"] and profile["runs"][0]["cutover"] == "seccomp"
+    # The shim's `runc delete` went through syscage-runtime, which recorded the run: no poststop hook process.
+    prepared = [e for e in map(json.loads, env.log_file.read_text().splitlines())
+                if e.get("event") == "spec prepared" and e.get("container_id") == cid]
+    assert [e["run_recorded_at"] for e in prepared] == ["delete"]
 
 
 @pytest.mark.parametrize("via", ["binary-name", "handler"])

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from integration.conftest import VENV_BIN, Env
+from syscage.shim.markers import marker_path
 
 WRAPPER = str(VENV_BIN / "syscage-runtime")
 
@@ -48,6 +49,36 @@ def test_create_with_global_flags_and_equals_bundle(env: Env) -> None:
     _wait_stopped(env, cid)
     assert call(WRAPPER, "--root", str(env.runc_root), "delete", cid).returncode == 0
     assert env.profile(name)["runs"][0]["container_id"] == cid
+
+
+def test_create_records_the_run_at_delete_without_a_poststop_hook(env: Env) -> None:
+    """The containerd path (create, start, delete): the run is recorded by syscage-runtime's delete, once the
+    runtime has really deleted the container; a delete that fails leaves the marker for the next one."""
+    name, cid = env.name("at-delete"), env.name("c")
+    bundle = learning_bundle(env, name, ["sh", "-c", "cat /proc/self/status >/dev/null; sleep 30"])
+    root = ["--root", str(env.runc_root)]
+    assert call(WRAPPER, *root, "create", "--bundle", str(bundle), cid).returncode == 0
+    spec = json.loads((bundle / "config.json").read_text())
+    assert [h["args"] for h in spec["hooks"]["prestart"]] == [["syscage-hook", "prestart"]]
+    assert "poststop" not in spec["hooks"]
+    marker = marker_path(str(env.run_dir), str(env.runc_root), cid)
+    assert marker and json.loads(Path(marker).read_text())["profile"] == name
+    assert call(WRAPPER, *root, "start", cid).returncode == 0
+    refused = call(WRAPPER, *root, "delete", cid)  # still running, no --force: runc refuses
+    assert refused.returncode != 0 and "running" in refused.stderr
+    assert Path(marker).exists() and not (env.store / "profiles" / name).exists()
+    deleted = call(WRAPPER, *root, "delete", "--force", cid)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == ""
+    assert not Path(marker).exists()
+    assert call("runc", *root, "state", cid).returncode != 0  # really deleted
+    profile = env.profile(name)
+    assert [r["container_id"] for r in profile["runs"]] == [cid]
+    assert profile["complete"]
+    assert {"execve", "openat", "read"} <= set(profile["syscalls"])
+    assert {"nanosleep", "clock_nanosleep"} & set(profile["syscalls"])
+    assert call(WRAPPER, *root, "delete", cid).returncode != 0  # a second delete records nothing more
+    assert len(env.profile(name)["runs"]) == 1
 
 
 def test_run_with_short_and_relative_bundle(env: Env) -> None:

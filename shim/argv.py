@@ -73,6 +73,16 @@ def find_container_id(args: list[str], sub_index: int) -> str | None:
     return None
 
 
+def find_operand(args: list[str], sub_index: int) -> str | None:
+    """The first operand after a subcommand whose options take no values (`delete [--force] ID`)."""
+    for i in range(sub_index + 1, len(args)):
+        if args[i] == "--":
+            return args[i + 1] if i + 1 < len(args) else None
+        if not args[i].startswith("-") or args[i] == "-":
+            return args[i]
+    return None
+
+
 def find_global_option(args: list[str], name: str) -> str | None:
     """Value of a global option (before the subcommand), e.g. --log."""
     return find_option(args, 0, {name}, _GLOBAL_VALUE_FLAGS)

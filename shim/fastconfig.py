@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 DEFAULT_CONFIG = "/etc/syscage/config.toml"
 DEFAULTS = {("runtime", "path"): "/usr/sbin/runc", ("paths", "run_dir"): "/run/syscage"}
@@ -28,7 +27,7 @@ def read_keys() -> dict[tuple[str, str], str]:
     try:
         import tomli
 
-        doc: dict[str, Any] = tomli.loads(raw.decode())
+        doc = tomli.loads(raw.decode())
     except (ValueError, UnicodeDecodeError):
         sys.stderr.write(f"syscage: warning: cannot parse {path}; using defaults for the runtime path\n")
         return values

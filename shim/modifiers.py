@@ -16,12 +16,13 @@ Modifier = Callable[[Spec], Spec]
 HOOK_PHASES = ("prestart", "poststop")
 
 
-def add_learn_hooks(hook_path: str, timeout: int, env: list[str]) -> Modifier:
-    """Add syscage-hook as a prestart and a poststop hook (once, however often it is applied)."""
+def add_learn_hooks(hook_path: str, timeout: int, env: list[str], phases: tuple[str, ...] = HOOK_PHASES) -> Modifier:
+    """Add syscage-hook as a prestart and a poststop hook, or as the given ones (once, however often it
+    is applied)."""
     def modify(spec: Spec) -> Spec:
         out = copy.deepcopy(spec)
         hooks = out.setdefault("hooks", {})
-        for phase in HOOK_PHASES:
+        for phase in phases:
             entries = hooks.setdefault(phase, [])
             if any(h.get("path") == hook_path and phase in h.get("args", []) for h in entries):
                 continue

@@ -15,6 +15,7 @@ from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
 from syscage.oci import Selection, select, spec_annotations
 from syscage.shim.modifiers import (
+    HOOK_PHASES,
     Modifier,
     add_learn_hooks,
     apply,
@@ -23,14 +24,20 @@ from syscage.shim.modifiers import (
     set_seccomp,
 )
 
+LEARNING_MODES = ("learn", "complain")
+
 
 class Unenforceable(SyscageError):
     """Enforce was asked for, but the profile cannot be used as it is."""
 
 
 def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_log: str | None,
-                   runtime_log_format: str | None) -> int:
-    """Rewrite bundle/config.json for the annotated mode. Returns 0, or the exit code of a refusal."""
+                   runtime_log_format: str | None, marker: str | None = None,
+                   runtime_root: str | None = None) -> int:
+    """Rewrite bundle/config.json for the annotated mode. Returns 0, or the exit code of a refusal.
+
+    marker: where a `create` leaves its learning marker, so that syscage-runtime's `delete` records the
+    run and no poststop hook is needed (None for `run`, which deletes the container itself)."""
     cid = container_id or "?"
     try:
         config = load_config()
@@ -46,11 +53,13 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         return 0
     log = JsonLog(str(config.log_file), config.log_level, "runtime", container_id=cid, profile=selection.profile,
                   mode=selection.mode)
+    marked = (selection.mode in LEARNING_MODES and marker is not None
+              and leave_marker(marker, cid, runtime_root, selection, log))
     try:
-        modifiers = modifiers_for(selection, config, log)
+        modifiers = modifiers_for(selection, config, log, ("prestart",) if marked else HOOK_PHASES)
     except SyscageError as exc:
         log.error("container refused", error=str(exc))
-        return refuse(f"{exc}", cid, runtime_log, runtime_log_format)
+        return refuse(f"{exc}", cid, runtime_log, runtime_log_format, marker if marked else None)
     if not modifiers:
         return 0
     from syscage.store import write_atomically
@@ -60,17 +69,33 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         new_spec = apply(spec, modifiers)
         write_atomically(path, json.dumps(new_spec, indent=2).encode(), mode=os.stat(path).st_mode & 0o7777)
     except (AttributeError, TypeError) as exc:  # e.g. "hooks": null, or hooks.prestart not a list
-        return refuse(f"{bundle}/config.json has a malformed section ({exc})", cid, runtime_log, runtime_log_format)
+        return refuse(f"{bundle}/config.json has a malformed section ({exc})", cid, runtime_log, runtime_log_format,
+                      marker if marked else None)
     except OSError as exc:
-        return refuse(f"cannot rewrite {path}: {exc}", cid, runtime_log, runtime_log_format)
-    log.info("spec prepared", bundle=bundle, modifiers=[getattr(m, "__qualname__", str(m)) for m in modifiers])
+        return refuse(f"cannot rewrite {path}: {exc}", cid, runtime_log, runtime_log_format, marker if marked else None)
+    log.info("spec prepared", bundle=bundle, modifiers=[getattr(m, "__qualname__", str(m)) for m in modifiers],
+             run_recorded_at="delete" if marked else "poststop hook")
     return 0
 
 
-def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifier]:
+def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, log: Any) -> bool:
+    """The learning marker for `delete`; False (the spec then gets a poststop hook) if it cannot be written."""
+    from syscage.shim.markers import write_marker
+
+    assert selection.profile is not None
+    try:
+        write_marker(marker, container_id, runtime_root, selection.profile, selection.mode)
+    except OSError as exc:
+        log.warning("no learning marker; the run is recorded by a poststop hook", marker=marker, error=str(exc))
+        return False
+    return True
+
+
+def modifiers_for(selection: Selection, config: Config, log: Any,
+                  hook_phases: tuple[str, ...] = HOOK_PHASES) -> list[Modifier]:
     if selection.mode == "enforce":
         return enforce_modifiers(selection, config, log)
-    hooks = add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env())
+    hooks = add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), hook_phases)
     if selection.mode == "learn":
         start_tracer_early(config)
         return [hooks, ensure_filter_load]
@@ -142,8 +167,14 @@ def hook_env() -> list[str]:
     return [f"SYSCAGE_CONFIG={os.environ['SYSCAGE_CONFIG']}"] if os.environ.get("SYSCAGE_CONFIG") else []
 
 
-def refuse(message: str, container_id: str, runtime_log: str | None, runtime_log_format: str | None) -> int:
-    """One line on stderr, and the same in the runtime's log file, which containerd reads for the error."""
+def refuse(message: str, container_id: str, runtime_log: str | None, runtime_log_format: str | None,
+           marker: str | None = None) -> int:
+    """One line on stderr, and the same in the runtime's log file, which containerd reads for the error.
+    A learning marker already left for this container is taken back: the container will not exist."""
+    if marker:
+        from syscage.shim.markers import remove_marker
+
+        remove_marker(marker)
     line = f"syscage: error: container {container_id}: {message}"
     sys.stderr.write(line + "\n")
     if runtime_log:

@@ -1,7 +1,8 @@
 """syscage-runtime: a runc-compatible CLI in front of the real runtime.
 
 Every runtime call passes through here. Only `create` and `run` of a bundle whose config.json carries
-an io.syscage.mode annotation do any work (spec modifiers, then the same argv to the real runtime);
+an io.syscage.mode annotation do any work (spec modifiers, then the same argv to the real runtime), and
+`delete` of a container created learning (the real runtime deletes it, then its run is recorded);
 everything else is an immediate exec. This module imports only the standard library and never
 writes to stdout: containerd parses the runtime's stdout.
 """
@@ -11,8 +12,9 @@ from __future__ import annotations
 import os
 import sys
 
-from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_subcommand
+from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_operand, find_subcommand
 from syscage.shim.fastconfig import read_keys
+from syscage.shim.markers import marker_path, remove_marker
 
 MARKER = b"io.syscage.mode"
 LOOP_GUARD = "SYSCAGE_RUNTIME_WRAPPED"
@@ -24,10 +26,18 @@ def main() -> None:
         sys.stderr.write("syscage-runtime: error: runtime.path points back at syscage-runtime; "
                          "set it to the real runc or crun\n")
         sys.exit(1)
-    runtime = read_keys()[("runtime", "path")]
+    keys = read_keys()
+    runtime = keys[("runtime", "path")]
     sub, index = find_subcommand(args)
     if sub in ("create", "run"):
         bundle = find_bundle(args, index)
+        container_id = find_container_id(args, index)
+        marker = None
+        root = find_global_option(args, "root")
+        if sub == "create":  # `run` deletes the container itself: its poststop hook records the run
+            marker = marker_path(keys[("paths", "run_dir")], root, container_id)
+            if marker:
+                remove_marker(marker)  # left by an earlier container of this id (a crash): not ours
         try:
             with open(os.path.join(bundle, "config.json"), "rb") as f:
                 raw = f.read()
@@ -36,10 +46,18 @@ def main() -> None:
         if MARKER in raw:
             from syscage.shim.prepare import prepare_bundle
 
-            code = prepare_bundle(bundle, raw, find_container_id(args, index),
-                                  find_global_option(args, "log"), find_global_option(args, "log-format"))
+            code = prepare_bundle(bundle, raw, container_id, find_global_option(args, "log"),
+                                  find_global_option(args, "log-format"), marker, root)
             if code:
                 sys.exit(code)
+    elif sub == "delete":
+        container_id = find_operand(args, index)
+        root = find_global_option(args, "root")
+        marker = marker_path(keys[("paths", "run_dir")], root, container_id)
+        if marker and container_id and os.path.exists(marker):
+            from syscage.shim.finish import delete_and_record
+
+            sys.exit(delete_and_record(runtime, args, marker, container_id, root, LOOP_GUARD))
     os.environ[LOOP_GUARD] = "1"
     try:
         os.execv(runtime, [runtime, *args])

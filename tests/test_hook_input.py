@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syscage.hooks import hook
+from syscage.hooks import hook, record
 from syscage.hooks.tracer_bpf import bits_to_numbers
 
 
@@ -68,9 +68,9 @@ def test_run_recorded_since_prevents_double_records(private_config: Path) -> Non
 
     config = load_config()
     before = time.time()
-    assert not hook.run_recorded_since(config, "web", "c1", before)
+    assert not record.run_recorded_since(config, "web", "c1", before)
     run = Observation("c1", utc_now(), utc_now(), "seccomp", syscalls=["read"])
     ProfileStore(config.store, 1).record_run("web", run)
-    assert hook.run_recorded_since(config, "web", "c1", before)
-    assert not hook.run_recorded_since(config, "web", "c2", before)
-    assert not hook.run_recorded_since(config, "web", "c1", time.time() + 60)
+    assert record.run_recorded_since(config, "web", "c1", before)
+    assert not record.run_recorded_since(config, "web", "c2", before)
+    assert not record.run_recorded_since(config, "web", "c1", time.time() + 60)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_subcommand
+from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_operand, find_subcommand
+from syscage.shim.markers import marker_path, read_marker, remove_marker, write_marker
 from syscage.shim.modifiers import add_learn_hooks, apply, complain_filter, ensure_filter_load, set_seccomp
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -85,3 +86,46 @@ def test_enforce_and_complain_filters(spec: dict) -> None:
     complain = complain_filter(profile)
     assert complain["defaultAction"] == "SCMP_ACT_LOG" and "defaultErrnoRet" not in complain
     assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+
+
+@pytest.mark.parametrize(("argv", "cid"), [
+    (["--root", "/r", "delete", "ID"], "ID"),
+    (["delete", "--force", "ID"], "ID"),
+    (["delete", "-f", "ID"], "ID"),  # -f is --force here, not a flag that takes a value
+    (["delete", "--", "-odd"], "-odd"),
+    (["delete"], None),
+])
+def test_delete_operand(argv: list[str], cid: str | None) -> None:
+    sub, index = find_subcommand(argv)
+    assert sub == "delete" and find_operand(argv, index) == cid
+
+
+def test_learn_hooks_for_chosen_phases(spec: dict) -> None:
+    out = apply(spec, [add_learn_hooks("/h", 60, [], ("prestart",))])
+    assert [h["args"] for h in out["hooks"]["prestart"]] == [["syscage-hook", "prestart"]]
+    assert "poststop" not in out["hooks"] or not any(h["path"] == "/h" for h in out["hooks"]["poststop"])
+
+
+def test_marker_paths_keep_roots_apart_and_refuse_odd_ids() -> None:
+    one = marker_path("/run/s", "/run/containerd/runc/a", "c1")
+    two = marker_path("/run/s", "/run/containerd/runc/b", "c1")
+    assert one and two and one != two and one.startswith("/run/s/learning/") and one.endswith("/c1")
+    assert marker_path("/run/s", None, "c1") == "/run/s/learning/default/c1"
+    assert marker_path("/run/s", "/a%2Fb", "c") != marker_path("/run/s", "/a/b", "c")
+    for odd in ("", None, "../x", "a/b", ".hidden", "x" * 201):
+        assert marker_path("/run/s", "/r", odd) is None
+
+
+def test_marker_round_trip_and_foreign_markers(tmp_path: Path) -> None:
+    path = marker_path(str(tmp_path), "/root", "c1")
+    assert path is not None
+    write_marker(path, "c1", "/root", "web", "learn")
+    assert read_marker(path, "c1", "/root") == {"container_id": "c1", "runtime_root": "/root", "profile": "web",
+                                                "mode": "learn"}
+    assert read_marker(path, "c2", "/root") is None  # another container's
+    assert read_marker(path, "c1", "/other") is None
+    Path(path).write_text("{not json")
+    assert read_marker(path, "c1", "/root") is None
+    remove_marker(path)
+    remove_marker(path)  # gone already: no error
+    assert not Path(path).exists()

@@ -1,0 +1,70 @@
+"""Recording a finished learning run: ask the tracer to merge what it saw into the profile, or, when no
+tracer can answer, record the run as incomplete ourselves. Used by the poststop hook and by
+syscage-runtime's `delete` (the containerd path, where no poststop hook process is needed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from syscage.config import Config
+from syscage.errors import SyscageError
+from syscage.jsonlog import JsonLog
+
+
+def record_run(config: Config, container_id: str, profile: str, mode: str, runtime_exe: str,
+               component: str) -> dict[str, Any]:
+    """The tracer's reply ({"ok", "complete", "problems"}); raises SyscageError if the run was not recorded."""
+    from syscage.hooks.client import TracerLost, TracerUnavailable, request
+
+    asked_at = time.time()
+    message = {"op": "record", "container_id": container_id, "profile": profile, "mode": mode,
+               "runtime_exe": runtime_exe}
+    try:
+        # The tracer merges and writes the profile durably before it answers.
+        reply = request(config, message, timeout=max(config.hook_timeout - 5, 5))
+    except TracerLost as exc:
+        # It may have written the run before it went: never record the same run twice.
+        if run_recorded_since(config, profile, container_id, asked_at):
+            return {"ok": True, "complete": True, "problems": []}
+        reply = record_untraced(config, container_id, profile, mode, runtime_exe,
+                                f"the tracer died while recording ({exc})", component)
+    except TracerUnavailable as exc:
+        reply = record_untraced(config, container_id, profile, mode, runtime_exe,
+                                f"the tracer was not running at poststop ({exc}): it died or was stopped", component)
+    if not reply.get("ok"):
+        raise SyscageError(str(reply.get("error")), f"see {config.log_file}")
+    return reply
+
+
+def run_recorded_since(config: Config, profile: str, container_id: str, since: float) -> bool:
+    from datetime import datetime
+
+    from syscage.store import ProfileStore
+
+    try:
+        doc = ProfileStore(config.store, config.seccomp_errno).read(profile)
+    except SyscageError:
+        return False
+    for run in (doc or {}).get("runs", [])[-50:]:
+        stopped = str(run.get("stopped", "")).replace("Z", "+00:00")
+        try:
+            if run.get("container_id") == container_id and datetime.fromisoformat(stopped).timestamp() >= since - 1:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def record_untraced(config: Config, container_id: str, profile: str, mode: str, runtime_exe: str, problem: str,
+                    component: str) -> dict[str, Any]:
+    """No tracer to ask: record the run ourselves, as incomplete, so that the profile says so."""
+    from syscage.hooks.observe import runtime_version, untraced_observation
+    from syscage.store import ProfileStore
+
+    obs = untraced_observation(container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
+    ProfileStore(config.store, config.seccomp_errno).record_run(profile, obs)
+    JsonLog(str(config.log_file), config.log_level, component).log(
+        "warning", "run recorded", complete=False, problems=obs.problems, phase="poststop",
+        container_id=container_id, profile=profile, mode=mode)
+    return {"ok": True, "complete": False, "problems": obs.problems}

@@ -1,0 +1,74 @@
+"""syscage-runtime `delete` of a container that was created learning: delete it with the real runtime,
+then record its run, as the poststop hook would have, without starting a hook process for it.
+
+The exit code is the runtime's: once the container is deleted, a failure to record is reported on
+stderr and in the log (and the run is recorded as incomplete where possible), as runc does with a
+failing poststop hook."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from syscage.console import say_error, say_warning
+from syscage.shim.markers import read_marker, remove_marker
+
+
+def delete_and_record(runtime: str, args: list[str], marker: str, container_id: str,
+                      runtime_root: str | None, loop_guard: str) -> int:
+    code = run_runtime(runtime, args, loop_guard)
+    if code != 0:
+        if runtime_root and not os.path.exists(os.path.join(runtime_root, container_id)):
+            remove_marker(marker)  # the runtime has no such container (any more): nothing to record
+        return code  # still there (e.g. running, without --force): the next delete records it
+    learning = read_marker(marker, container_id, runtime_root)
+    remove_marker(marker)
+    if learning is None:
+        say_error(f"container {container_id}: unreadable learning marker {marker}; its run is not recorded "
+                  "(the tracer saves it as incomplete once its grace time has passed)")
+        return code
+    record(runtime, container_id, learning["profile"], learning["mode"])
+    return code
+
+
+def record(runtime: str, container_id: str, profile: str, mode: str) -> None:
+    from syscage.config import load_config
+    from syscage.errors import SyscageError
+    from syscage.hooks.record import record_run
+    from syscage.jsonlog import JsonLog
+
+    try:
+        config = load_config()
+    except SyscageError as exc:
+        say_error(f"container {container_id}: its run is not recorded: {exc}")
+        return
+    try:
+        reply = record_run(config, container_id, profile, mode, runtime, "runtime")
+    except (SyscageError, OSError) as exc:
+        say_error(f"recording the run of container {container_id} into profile {profile} failed: {exc}")
+        JsonLog(str(config.log_file), config.log_level, "runtime").log(
+            "error", "run not recorded", container_id=container_id, profile=profile, error=str(exc))
+        return
+    if not reply.get("complete"):
+        say_warning(f"run of {container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
+
+
+def run_runtime(runtime: str, args: list[str], loop_guard: str) -> int:
+    """Run the real runtime with our argv and stdio; its exit code (128 + signal if it was killed)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.environ[loop_guard] = "1"
+            os.execv(runtime, [runtime, *args])
+        except OSError as exc:
+            sys.stderr.write(f"syscage-runtime: error: cannot run the real runtime {runtime}: {exc.strerror}; "
+                             "set runtime.path in the syscage config\n")
+        os._exit(127)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

@@ -1,0 +1,60 @@
+"""Learning markers: how syscage-runtime's `delete` knows, at the cost of one stat, that the container it
+deletes was created learning (and so records its run, in place of a poststop hook process).
+
+A marker is <run_dir>/learning/<runtime root, escaped>/<container id>, written at `create` and holding
+the container's profile and mode. Only `os` at import time: this runs on the passthrough path.
+"""
+
+from __future__ import annotations
+
+import os
+
+LEARNING_DIR = "learning"
+
+
+def marker_path(run_dir: str, runtime_root: str | None, container_id: str | None) -> str | None:
+    """Where the marker of this container lives, or None for an id that is not a plain file name."""
+    if not container_id or container_id.startswith(".") or "/" in container_id or "\0" in container_id:
+        return None
+    # Container ids are unique per runtime root (containerd uses one per namespace).
+    root_key = (runtime_root or "default").replace("%", "%25").replace("/", "%2F")
+    if len(container_id) > 200 or len(root_key) > 200:
+        return None
+    return os.path.join(run_dir, LEARNING_DIR, root_key, container_id)
+
+
+def write_marker(path: str, container_id: str, runtime_root: str | None, profile: str, mode: str) -> None:
+    """Atomically (temp + rename): a `delete` never reads half a marker. /run is tmpfs, so no fsync."""
+    import json
+
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    doc = {"container_id": container_id, "runtime_root": runtime_root or "", "profile": profile, "mode": mode}
+    temp = f"{path}.{os.getpid()}.tmp"
+    with open(temp, "w") as f:
+        json.dump(doc, f)
+    os.replace(temp, path)
+
+
+def read_marker(path: str, container_id: str, runtime_root: str | None) -> dict[str, str] | None:
+    """The marker's content, or None if it is unreadable or belongs to another container."""
+    import json
+
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("container_id") != container_id:
+        return None
+    if doc.get("runtime_root") != (runtime_root or ""):
+        return None
+    if not all(isinstance(doc.get(k), str) and doc.get(k) for k in ("profile", "mode")):
+        return None
+    return doc
+
+
+def remove_marker(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        return  # none there: the usual case
