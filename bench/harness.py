@@ -17,18 +17,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from integration.conftest import HOOK, VENV_BIN, write_config
+from integration.conftest import VENV_BIN, write_config
 from integration.containerd import Containerd
 from syscage.bundle import allow_all_seccomp, learn_hooks, make_busybox_rootfs, write_bundle
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
-SYSCAGE = str(VENV_BIN / "syscage")
-WRAPPER = str(VENV_BIN / "syscage-runtime")
 DEVNULL = subprocess.DEVNULL
+SOURCE = Path(__file__).resolve().parent.parent
 
 
 class BenchError(Exception):
     """A measurement could not be taken (a container failed to run, a tool is missing)."""
+
+
+def install_syscage(venv: Path) -> Path:
+    """A regular (non-editable) install of this checkout, as `make install` makes it: what operators run.
+    The development venv's editable install adds an import hook that costs every syscage process ~14 ms."""
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)], check=True,
+                   capture_output=True, timeout=300)
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                           str(SOURCE)], capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"pip install of {SOURCE} failed: {done.stderr.strip()[-400:]}")
+    return venv / "bin"
 
 
 @dataclass
@@ -106,17 +117,22 @@ def other_tracers(own: int | None) -> list[int]:
 class Bench:
     """A private syscage installation under a temporary directory, torn down by close()."""
 
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, editable: bool = False) -> None:
         self.quick = quick
         self.root = Path(tempfile.mkdtemp(prefix="syscage-bench-"))
+        # The commands under test: an installed copy, or (editable) the development venv's.
+        self.bin = VENV_BIN if editable else install_syscage(self.root / "venv")
+        self.syscage, self.wrapper, self.hook = (str(self.bin / c) for c in ("syscage", "syscage-runtime",
+                                                                               "syscage-hook"))
+        self.python = str(self.bin / "python")
         self.config = self.root / "config.toml"
-        write_config(self.config, self.root)
+        write_config(self.config, self.root, runtime={"hook_path": self.hook})
         os.environ["SYSCAGE_CONFIG"] = str(self.config)
         self.store = self.root / "store"
         self.run_dir = self.root / "run"
         self.runc_root = self.root / "runc"
         self.rootfs = make_busybox_rootfs(self.root / "rootfs")
-        self.hooks = learn_hooks(str(HOOK), [f"SYSCAGE_CONFIG={self.config}"])
+        self.hooks = learn_hooks(self.hook, [f"SYSCAGE_CONFIG={self.config}"])
         self.containerd: Containerd | None = None
         self.ready_checks: list[dict[str, Any]] = []
         self.extras: dict[str, Any] = {}  # findings that are not figures (import costs)
@@ -208,7 +224,7 @@ class Bench:
         return pid if alive(pid) else None
 
     def tracer_status(self) -> dict[str, Any]:
-        result = subprocess.run([SYSCAGE, "tracer", "status"], capture_output=True, text=True, check=False,
+        result = subprocess.run([self.syscage, "tracer", "status"], capture_output=True, text=True, check=False,
                                 timeout=30, stdin=DEVNULL)
         return json.loads(result.stdout) if result.returncode == 0 else {}
 
@@ -216,7 +232,7 @@ class Bench:
         pid = self.tracer_pid()
         if pid is None:
             return
-        subprocess.run([SYSCAGE, "tracer", "stop"], capture_output=True, check=False, timeout=30, stdin=DEVNULL)
+        subprocess.run([self.syscage, "tracer", "stop"], capture_output=True, check=False, timeout=30, stdin=DEVNULL)
         deadline = time.monotonic() + 30
         while alive(pid):
             if time.monotonic() > deadline:

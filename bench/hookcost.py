@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import pstats
-import sys
 import time
 from typing import Any
 
 from bench.harness import Bench, BenchError, Figure, med, summary, timed
-from integration.conftest import HOOK
 
 MERGE_TARGET = 0.2
 SYSCALLS = 200
@@ -46,7 +44,7 @@ def merge(b: Bench) -> list[Figure]:
     in_process: list[float] = []
     for _ in range(b.reps(10, 3)):
         cid = b.name("unknown")
-        wall, result = timed([str(HOOK), "poststop"], input=_state(b, cid))
+        wall, result = timed([b.hook, "poststop"], input=_state(b, cid))
         if result.returncode != 0 or not b.profile_has_run(PROFILE, cid):
             raise BenchError(f"syscage-hook poststop failed ({result.returncode}): {result.stderr.strip()[-300:]}")
         hook.append(wall)
@@ -80,7 +78,7 @@ def _importtime(stderr: str) -> dict[str, Any]:
 def imports(b: Bench) -> list[Figure]:
     """Where the hook's wall time goes: interpreter start, imports (-X importtime), and a cProfile of poststop."""
     b.warm_tracer()
-    py = sys.executable
+    py = b.python
     walls = {"python -c pass": [py, "-c", "pass"],
              "import syscage.hooks.hook (+client)": [py, "-c", "import syscage.hooks.hook, syscage.hooks.client"]}
     wall_s = {k: med([timed(cmd)[0] for _ in range(b.reps(5, 2))]) for k, cmd in walls.items()}

@@ -4,11 +4,9 @@ wrapper's passthrough cost, and `ctr run` end to end through containerd."""
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 
-from bench.harness import RUNC, WRAPPER, Bench, BenchError, Figure, med, ms, summary, timed
-from integration.conftest import VENV_BIN
+from bench.harness import RUNC, Bench, BenchError, Figure, med, ms, summary, timed
 from integration.containerd import start_containerd
 
 WARM_TARGET = 0.15
@@ -75,8 +73,8 @@ def wrapper(b: Bench) -> list[Figure]:
     cid = b.detach(b.bundle(["sleep", "600"]))
     try:
         root = ["--root", str(b.runc_root)]
-        commands = {"python": [sys.executable, "-c", "pass"], "runc": [RUNC, *root, "state", cid],
-                    "syscage-runtime": [WRAPPER, *root, "state", cid]}
+        commands = {"python": [b.python, "-c", "pass"], "runc": [RUNC, *root, "state", cid],
+                    "syscage-runtime": [b.wrapper, *root, "state", cid]}
         times: dict[str, list[float]] = {k: [] for k in commands}
         for _ in range(b.reps(30, 5)):
             for key, cmd in commands.items():
@@ -100,7 +98,7 @@ def containerd(b: Bench) -> list[Figure]:
     if not rootfs.exists():
         shutil.copytree(b.rootfs, rootfs, symlinks=True)
     if b.containerd is None:
-        b.containerd = start_containerd(b.root / "containerd", VENV_BIN, {"SYSCAGE_CONFIG": str(b.config)})
+        b.containerd = start_containerd(b.root / "containerd", b.bin, {"SYSCAGE_CONFIG": str(b.config)})
     daemon = b.containerd
     b.warm_tracer()
 
@@ -113,13 +111,13 @@ def containerd(b: Bench) -> list[Figure]:
             raise BenchError(f"ctr run {cid} {notes} failed: {(result.stderr or result.stdout).strip()[-400:]}")
         return wall
 
-    ctr_run({"io.syscage.mode": "learn", "io.syscage.profile": "bench-ctr-enforce"}, WRAPPER)
+    ctr_run({"io.syscage.mode": "learn", "io.syscage.profile": "bench-ctr-enforce"}, b.wrapper)
     learned = b.profile("bench-ctr-enforce")
     if not learned or not learned["complete"]:
         raise BenchError(f"profile learned through containerd is missing or incomplete: {learned}")
-    cases = {"runc": ({}, RUNC), "off": ({}, WRAPPER),
-             "learn": ({"io.syscage.mode": "learn", "io.syscage.profile": "bench-ctr-learn"}, WRAPPER),
-             "enforce": ({"io.syscage.mode": "enforce", "io.syscage.profile": "bench-ctr-enforce"}, WRAPPER)}
+    cases = {"runc": ({}, RUNC), "off": ({}, b.wrapper),
+             "learn": ({"io.syscage.mode": "learn", "io.syscage.profile": "bench-ctr-learn"}, b.wrapper),
+             "enforce": ({"io.syscage.mode": "enforce", "io.syscage.profile": "bench-ctr-enforce"}, b.wrapper)}
     times: dict[str, list[float]] = {k: [] for k in cases}
     for i in range(b.reps(6, 2)):
         order = list(cases) if i % 2 == 0 else list(reversed(cases))
