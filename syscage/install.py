@@ -31,9 +31,9 @@ from typing import Any
 import tomli
 import tomlkit
 
+from syscage.atomic import write_atomically
 from syscage.config import Config
 from syscage.errors import SyscageError
-from syscage.store import write_atomically
 
 DEFAULT_CONTAINERD_CONFIG = Path("/etc/containerd/config.toml")
 DEFAULT_RUNTIME_NAME = "syscage"

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
-import pyseccomp
-
 from syscage.errors import SyscageError
-from syscage.syscalls import native_arch, syscall_number
+
+# libseccomp (pyseccomp, ctypes) is imported where a filter is compiled or the native architecture is
+# needed: rendering a profile's own filter, as enforce does on the start path, needs neither.
 
 
 def render(syscalls: list[str], errno: int, arch: str | None = None) -> dict[str, Any]:
     """Default-deny filter allowing exactly `syscalls` on the native ABI, denied calls failing with `errno`."""
+    if arch is None:
+        from syscage.syscalls import native_arch
+
+        arch = native_arch()
     names = sorted(set(syscalls))
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": errno,
-        "architectures": [arch or native_arch()],
+        "architectures": [arch],
         "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}] if names else [],
     }
 
@@ -31,6 +34,12 @@ def render_profile(profile: dict[str, Any], errno: int) -> dict[str, Any]:
 
 def validate(seccomp: dict[str, Any], profile_name: str) -> None:
     """Compile the filter with the local libseccomp; refuse names it cannot resolve."""
+    import tempfile
+
+    import pyseccomp
+
+    from syscage.syscalls import syscall_number
+
     names = [n for rule in seccomp.get("syscalls", []) for n in rule.get("names", [])]
     unknown = [n for n in names if not isinstance(n, str) or syscall_number(n) is None]
     if unknown:

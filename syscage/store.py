@@ -11,17 +11,22 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from syscage.atomic import write_atomically
 from syscage.errors import SyscageError
 from syscage.names import validate_profile_name
-from syscage.profile import Observation, accept, check_profile, merge, new_profile
-from syscage.seccomp import render_profile
-from syscage.syscalls import native_arch
+from syscage.profile_schema import check_profile
+
+if TYPE_CHECKING:
+    from syscage.profile import Observation
+
+# Merging, rendering and libseccomp are imported where a profile is written: reading one (enforce, on
+# the container's start path) needs none of them.
+__all__ = ["ProfileStore", "dump_json", "utc_now", "write_atomically"]
 
 PROFILE_FILE = "profile.json"
 SECCOMP_FILE = "seccomp.json"
@@ -30,27 +35,6 @@ LOCK_FILE = ".lock"
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` so that readers and crashes see the old or the new file, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fchmod(out.fileno(), mode)
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def dump_json(doc: Any) -> bytes:
@@ -93,11 +77,23 @@ class ProfileStore:
                                "restore it, or remove the profile and learn again") from None
         return check_profile(doc, name)
 
+    def read_seccomp(self, name: str) -> dict[str, Any] | None:
+        """The stored seccomp.json (compiled with libseccomp when it was written), or None if unreadable."""
+        try:
+            doc = json.loads((self.profile_dir(name) / SECCOMP_FILE).read_bytes())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
     def record_run(self, name: str, obs: Observation) -> dict[str, Any]:
         """Merge one run into the profile and re-render its seccomp.json; returns the new profile."""
+        from syscage.profile import merge
+
         return self._update(name, lambda current, now: merge(current, obs, now), create=True)
 
     def accept(self, name: str) -> dict[str, Any]:
+        from syscage.profile import accept
+
         return self._update(name, accept, create=False)
 
     def _update(self, name: str, change: Callable[[dict[str, Any], str], dict[str, Any]],
@@ -106,6 +102,9 @@ class ProfileStore:
             current = self.read(name)
             now = utc_now()
             if current is None:
+                from syscage.profile import new_profile
+                from syscage.syscalls import native_arch
+
                 if not create:
                     raise SyscageError(f"no profile named {name}", "list profiles with `syscage list`")
                 current = new_profile(name, native_arch(), now)
@@ -115,6 +114,8 @@ class ProfileStore:
 
     def _write(self, name: str, profile: dict[str, Any]) -> None:
         directory = self.profile_dir(name)
+        from syscage.seccomp import render_profile
+
         # Render (and compile) before writing anything: a profile that cannot become a filter
         # is refused whole rather than stored beside a stale seccomp.json.
         seccomp = render_profile(profile, self.errno)

@@ -78,3 +78,34 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     assert len(profile["runs"]) == 40
     assert set(profile["syscalls"]) == {"read", "mkdir", "sync", "chdir", "uname"}
     assert profile["syscalls"]["read"]["runs"] == 40
+
+
+def test_enforce_uses_the_stored_filter_only_when_it_is_the_profiles_own(tmp_path: Path) -> None:
+    from syscage.config import Config
+    from syscage.shim.prepare import enforceable_seccomp
+
+    ProfileStore(tmp_path, 1).record_run("web", _obs("c1", ["read", "write"]))
+    stored = tmp_path / "profiles" / "web" / "seccomp.json"
+    config = Config(store=tmp_path, seccomp_errno=1)
+    assert enforceable_seccomp("web", config) == json.loads(stored.read_text())
+    # A seccomp.json out of step with profile.json (edited, or left by a crash) is not used: re-rendered.
+    tampered = json.loads(stored.read_text())
+    tampered["syscalls"][0]["names"].append("ptrace")
+    stored.write_text(json.dumps(tampered))
+    assert enforceable_seccomp("web", config)["syscalls"][0]["names"] == ["read", "write"]
+    # The errno changed in the config since the profile was written: rendered with the new one.
+    assert enforceable_seccomp("web", config._replace(seccomp_errno=38))["defaultErrnoRet"] == 38
+
+
+def test_reading_a_profile_imports_no_merge_or_libseccomp_code(tmp_path: Path) -> None:
+    """Enforce reads profiles on the container's start path: the store must not pull in its writers."""
+    import subprocess
+    import sys
+
+    ProfileStore(tmp_path, 1).record_run("web", _obs("c1", ["read"]))
+    code = ("import sys; from syscage.store import ProfileStore; from syscage.seccomp import render; "
+            f"p = ProfileStore(__import__('pathlib').Path({str(tmp_path)!r}), 1).read('web'); "
+            "render(list(p['syscalls']), 1, p['arch']); "
+            "print(sorted(m for m in ('pyseccomp', 'syscage.profile', 'tempfile', 'dataclasses') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

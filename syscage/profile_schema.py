@@ -1,0 +1,50 @@
+"""What a stored profile must look like: the schema constants and the check every read goes through.
+
+Kept apart from the merge logic (syscage.profile) so that reading a profile, as enforce does on the
+container's start path, imports nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syscage.errors import SyscageError
+
+SCHEMA_VERSION = 1
+KIND = "syscage-profile"
+
+
+def check_profile(doc: object, name: str) -> dict[str, Any]:
+    """Validate a profile read from disk; a corrupt or foreign document raises, naming the profile."""
+    def bad(why: str) -> SyscageError:
+        return SyscageError(f"profile {name} is corrupt: {why}",
+                            f"inspect {name}/profile.json, restore it or remove the profile and learn again")
+
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise bad("not a syscage profile")
+    schema = doc.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool):
+        raise bad("no schema version")
+    if schema > SCHEMA_VERSION:
+        raise SyscageError(f"profile {name} has schema {schema}, newer than this syscage ({SCHEMA_VERSION})",
+                           "upgrade syscage")
+    if doc.get("name") != name:
+        raise bad(f"it names itself {doc.get('name')!r}")
+    for key, kind in (("syscalls", dict), ("unresolved_syscalls", dict), ("runs", list),
+                      ("incomplete_reasons", list), ("complete", bool), ("arch", str)):
+        if not isinstance(doc.get(key), kind):
+            raise bad(f"'{key}' is missing or not a {kind.__name__}")
+    for table in ("syscalls", "unresolved_syscalls"):
+        for syscall, entry in doc[table].items():
+            if not (isinstance(entry, dict) and isinstance(entry.get("runs"), int)
+                    and isinstance(entry.get("first_seen"), str) and isinstance(entry.get("last_seen"), str)
+                    and isinstance(entry.get("sources"), list)
+                    and all(isinstance(x, str) for x in entry["sources"])):
+                raise bad(f"entry for syscall {syscall!r} is malformed")
+    if not all(isinstance(r, str) for r in doc["incomplete_reasons"]):
+        raise bad("'incomplete_reasons' holds something other than text")
+    if not all(isinstance(r, dict) for r in doc["runs"]):
+        raise bad("'runs' holds something other than run records")
+    if not isinstance(doc.get("revision", 0), int):
+        raise bad("'revision' is not a number")
+    return doc
