@@ -23,7 +23,8 @@ LEARNING_MODES = ("learn", "complain")
 USAGE = "usage: syscage-hook prestart|poststop|auto  (run by an OCI runtime, with the container state on stdin)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
+    """argv without the program name; stdin: the state, if the caller has read it already."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] not in PHASES:
         if args and args[0] in ("-h", "--help"):
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     config: Config | None = None
     try:
         config = load_config()
-        state = parse_hook_state(sys.stdin.buffer.read())
+        state = parse_hook_state(sys.stdin.buffer.read() if stdin is None else stdin)
         selection = select(state.container_id, state.annotations)
         if phase == "auto":
             phase = phase_from_status(state)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms) on the hook's fast path
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_MESSAGE = 1 << 20
 # The spawner passes a pipe in this variable; the tracer writes "ready" or "error: ..." to it.

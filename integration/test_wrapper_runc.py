@@ -39,7 +39,7 @@ def test_create_with_global_flags_and_equals_bundle(env: Env) -> None:
     assert created.returncode == 0, created.stderr
     assert created.stdout == ""
     spec = json.loads((bundle / "config.json").read_text())
-    assert spec["hooks"]["prestart"][0]["args"] == ["syscage-hook", "prestart"]
+    assert spec["hooks"]["prestart"][0]["args"][:2] == ["syscage-hook", "prestart"]
     assert spec["linux"]["seccomp"] == {"defaultAction": "SCMP_ACT_ALLOW"}
     assert pid_file.exists()
     state = call(WRAPPER, "--root", str(env.runc_root), "state", cid)
@@ -59,11 +59,14 @@ def test_create_records_the_run_at_delete_without_a_poststop_hook(env: Env) -> N
     root = ["--root", str(env.runc_root)]
     assert call(WRAPPER, *root, "create", "--bundle", str(bundle), cid).returncode == 0
     spec = json.loads((bundle / "config.json").read_text())
-    assert [h["args"] for h in spec["hooks"]["prestart"]] == [["syscage-hook", "prestart"]]
+    (prestart,) = spec["hooks"]["prestart"]
+    assert prestart["args"][:2] == ["syscage-hook", "prestart"] and prestart["args"][2].startswith("--prepared=")
     assert "poststop" not in spec["hooks"]
     marker = marker_path(str(env.run_dir), str(env.runc_root), cid)
     assert marker and json.loads(Path(marker).read_text())["profile"] == name
     assert call(WRAPPER, *root, "start", cid).returncode == 0
+    watching = [json.loads(line) for line in env.log_file.read_text().splitlines() if '"watching"' in line]
+    assert [e["prepared"] for e in watching if e["container_id"] == cid] == [True]  # the hook's fast path
     refused = call(WRAPPER, *root, "delete", cid)  # still running, no --force: runc refuses
     assert refused.returncode != 0 and "running" in refused.stderr
     assert Path(marker).exists() and not (env.store / "profiles" / name).exists()

@@ -16,9 +16,10 @@ Modifier = Callable[[Spec], Spec]
 HOOK_PHASES = ("prestart", "poststop")
 
 
-def add_learn_hooks(hook_path: str, timeout: int, env: list[str], phases: tuple[str, ...] = HOOK_PHASES) -> Modifier:
+def add_learn_hooks(hook_path: str, timeout: int, env: list[str], phases: tuple[str, ...] = HOOK_PHASES,
+                    prestart_args: tuple[str, ...] = ()) -> Modifier:
     """Add syscage-hook as a prestart and a poststop hook, or as the given ones (once, however often it
-    is applied)."""
+    is applied); prestart_args follow the phase in the prestart hook's arguments."""
     def modify(spec: Spec) -> Spec:
         out = copy.deepcopy(spec)
         hooks = out.setdefault("hooks", {})
@@ -26,7 +27,8 @@ def add_learn_hooks(hook_path: str, timeout: int, env: list[str], phases: tuple[
             entries = hooks.setdefault(phase, [])
             if any(h.get("path") == hook_path and phase in h.get("args", []) for h in entries):
                 continue
-            entry: dict[str, Any] = {"path": hook_path, "args": ["syscage-hook", phase], "timeout": timeout}
+            args = ["syscage-hook", phase, *(prestart_args if phase == "prestart" else ())]
+            entry: dict[str, Any] = {"path": hook_path, "args": args, "timeout": timeout}
             if env:
                 entry["env"] = list(env)
             entries.append(entry)

@@ -55,10 +55,16 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     marked = (selection.mode in LEARNING_MODES and marker is not None
               and leave_marker(marker, cid, runtime_root, selection, log))
     try:
-        modifiers = modifiers_for(selection, config, log, ("prestart",) if marked else HOOK_PHASES)
+        modifiers = modifiers_for(selection, config, log)
+        if selection.mode in LEARNING_MODES:
+            modifiers.insert(0, learn_hooks(config, selection, cid, spec, modifiers,
+                                            ("prestart",) if marked else HOOK_PHASES))
     except SyscageError as exc:
         log.error("container refused", error=str(exc))
         return refuse(f"{exc}", cid, runtime_log, runtime_log_format, marker if marked else None)
+    except (AttributeError, TypeError) as exc:  # e.g. "process": null
+        return refuse(f"{bundle}/config.json has a malformed section ({exc})", cid, runtime_log, runtime_log_format,
+                      marker if marked else None)
     if not modifiers:
         return 0
     from syscage.atomic import write_atomically
@@ -90,22 +96,34 @@ def leave_marker(marker: str, container_id: str, runtime_root: str | None, selec
     return True
 
 
-def modifiers_for(selection: Selection, config: Config, log: Any,
-                  hook_phases: tuple[str, ...] = HOOK_PHASES) -> list[Modifier]:
+def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifier]:
+    """The spec modifiers of the mode; learning modes also get learn_hooks(), put first by the caller."""
     if selection.mode == "enforce":
         return enforce_modifiers(selection, config, log)
-    hooks = add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), hook_phases)
-    if selection.mode == "learn":
-        start_tracer_early(config)
-        return [hooks, ensure_filter_load]
-    assert selection.profile is not None
     start_tracer_early(config)
+    if selection.mode == "learn":
+        return [ensure_filter_load]
+    assert selection.profile is not None
     try:
         seccomp = enforceable_seccomp(selection.profile, config)
     except Unenforceable as exc:
         log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
-        return [hooks, ensure_filter_load]
-    return [hooks, set_seccomp(complain_filter(seccomp))]
+        return [ensure_filter_load]
+    return [set_seccomp(complain_filter(seccomp))]
+
+
+def learn_hooks(config: Config, selection: Selection, container_id: str, spec: dict[str, Any],
+                modifiers: list[Modifier], phases: tuple[str, ...]) -> Modifier:
+    """The learn hooks; the prestart carries what the tracer needs (see syscage.hooks.fast_prestart),
+    taken from the spec as the other modifiers leave it."""
+    from syscage.hooks.fast_prestart import prepared_argument
+    from syscage.oci import has_seccomp, no_new_privileges
+
+    shaped = apply(spec, modifiers)
+    watch = {"profile": selection.profile, "mode": selection.mode, "profile_defaulted": selection.profile_defaulted,
+             "exec_mode": not has_seccomp(shaped), "no_new_privileges": no_new_privileges(shaped)}
+    prepared = prepared_argument(str(config.tracer_socket), container_id, watch)
+    return add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), phases, (prepared,))
 
 
 def enforce_modifiers(selection: Selection, config: Config, log: Any) -> list[Modifier]:

@@ -1,0 +1,51 @@
+"""The prestart hook's fast path, for containers syscage-runtime prepared.
+
+The wrapper has already read the config and validated the annotations, so it writes what the tracer
+needs into the hook's arguments (`--prepared=<json>`): this path only adds the pid from the runtime's
+state and asks the tracer to watch. It imports json and socket, nothing of the config loader, which
+halves the hook's start-up. Anything unexpected (no tracer answering yet, a refusal, odd input) falls
+back to the full prestart, which starts the tracer, applies learn.on_tracer_error and logs.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from syscage.hooks.protocol import ProtocolError, receive, send
+
+PREPARED = "--prepared="
+REQUEST_TIMEOUT = 10.0
+FIELDS = ("profile", "mode", "profile_defaulted", "exec_mode", "no_new_privileges")
+
+
+def prepared_argument(tracer_socket: str, container_id: str, watch: dict[str, object]) -> str:
+    """The hook argument syscage-runtime writes into the spec."""
+    doc = {"socket": tracer_socket, "container_id": container_id, **{k: watch[k] for k in FIELDS}}
+    return PREPARED + json.dumps(doc, separators=(",", ":"))
+
+
+def watch_prepared(argument: str, raw_state: bytes) -> bool:
+    """True once the tracer watches the container; False hands over to the full prestart."""
+    try:
+        prepared = json.loads(argument[len(PREPARED):])
+        state = json.loads(raw_state)
+        pid, container_id, path = state["pid"], state["id"], prepared["socket"]
+        message = {"op": "watch", "container_id": container_id, "pid": pid, "prepared": True,
+                   **{k: prepared[k] for k in FIELDS}}
+    except (ValueError, KeyError, TypeError):
+        return False
+    if not (isinstance(pid, int) and pid > 0 and container_id == prepared.get("container_id")
+            and isinstance(path, str)):
+        return False
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(REQUEST_TIMEOUT)
+    try:
+        sock.connect(path)
+        send(sock, message)
+        reply = receive(sock)
+    except (OSError, ProtocolError):
+        return False  # watch is idempotent: the full prestart may safely ask again
+    finally:
+        sock.close()
+    return reply.get("ok") is True

@@ -1,0 +1,55 @@
+"""The prestart hook's fast path: what it sends, and that anything unexpected hands over to the full hook."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from syscage.hooks.fast_prestart import prepared_argument, watch_prepared
+
+WATCH = {"profile": "web", "mode": "learn", "profile_defaulted": False, "exec_mode": False, "no_new_privileges": True}
+
+
+def serve_once(path: Path, reply: dict) -> list[dict]:
+    """A one-request stand-in for the tracer's socket; returns the list the request lands in."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    got: list[dict] = []
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            got.append(json.loads(conn.makefile().readline()))
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    return got
+
+
+def state(cid: str = "c1", pid: object = 42) -> bytes:
+    return json.dumps({"ociVersion": "1.0.2", "id": cid, "pid": pid, "status": "created", "bundle": "/b"}).encode()
+
+
+def test_watch_request_carries_the_prepared_fields(tmp_path: Path) -> None:
+    sock = tmp_path / "tracer.sock"
+    got = serve_once(sock, {"ok": True, "slot": 0})
+    assert watch_prepared(prepared_argument(str(sock), "c1", WATCH), state())
+    assert got == [{"op": "watch", "container_id": "c1", "pid": 42, "prepared": True, **WATCH}]
+
+
+@pytest.mark.parametrize("raw", [b"not json", state(cid="other"), state(pid=0), state(pid="42"), b"[]"])
+def test_odd_state_hands_over(tmp_path: Path, raw: bytes) -> None:
+    assert not watch_prepared(prepared_argument(str(tmp_path / "none.sock"), "c1", WATCH), raw)
+
+
+def test_no_tracer_or_a_refusal_hands_over(tmp_path: Path) -> None:
+    assert not watch_prepared(prepared_argument(str(tmp_path / "none.sock"), "c1", WATCH), state())
+    sock = tmp_path / "tracer.sock"
+    serve_once(sock, {"ok": False, "error": "full"})
+    assert not watch_prepared(prepared_argument(str(sock), "c1", WATCH), state())
+    assert not watch_prepared("--prepared={broken", state())
