@@ -30,6 +30,33 @@ class BenchError(Exception):
     """A measurement could not be taken (a container failed to run, a tool is missing)."""
 
 
+class EmptySysEnterProgram:
+    """The cheapest thing any syscall tracer can attach: a BPF program on raw_syscalls:sys_enter that returns
+    at once. Attaching anything there makes the kernel take its traced syscall path on every thread of the host,
+    so what this costs is the floor for every tool built on that tracepoint (syscage, oci-seccomp-bpf-hook,
+    Inspektor Gadget's advisor), measured on this machine in the same run."""
+
+    def __init__(self) -> None:
+        from bcc import BPF  # Debian's python3-bpfcc
+
+        self.bpf = BPF(text="int noop(void *ctx) { return 0; }")
+        self.attached = False
+
+    def __enter__(self) -> EmptySysEnterProgram:
+        self.bpf.attach_raw_tracepoint(tp="sys_enter", fn_name="noop")
+        self.attached = True
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.bpf.detach_raw_tracepoint(tp="sys_enter")
+        self.attached = False
+
+    def close(self) -> None:
+        if self.attached:
+            self.__exit__()
+        self.bpf.cleanup()
+
+
 def install_syscage(venv: Path) -> Path:
     """A regular (non-editable) install of this checkout, as `make install` makes it: what operators run.
     The development venv's editable install adds an import hook that costs every syscage process ~14 ms."""

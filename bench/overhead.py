@@ -3,13 +3,14 @@ containers learn, and under strace for reference; the tracer's memory as contain
 
 from __future__ import annotations
 
+import contextlib
 import re
 import resource
 import shutil
 import time
 from typing import Any
 
-from bench.harness import DEVNULL, Bench, BenchError, Figure, med, rss_kb, summary, timed
+from bench.harness import DEVNULL, Bench, BenchError, EmptySysEnterProgram, Figure, med, rss_kb, summary, timed
 
 COUNT = 2_000_000  # 4 M syscalls (a read and a write per byte), about 2 s on the host
 STRACE_COUNT = 20_000  # strace costs ~150x: the same loop at 2 M would take minutes
@@ -34,32 +35,48 @@ def _busybox_time(stderr: str) -> dict[str, float]:
 
 def dd_in_container(b: Bench) -> list[Figure]:
     """CPU time (user+sys, busybox time inside) is the figure: on a shared 2-core host, wall time also counts
-    waiting for a CPU. Wall (inside and of the whole runc run) is in the detail."""
+    waiting for a CPU. Wall (inside and of the whole runc run) is in the detail. The same loop in the mode-off
+    container with an empty BPF program on sys_enter gives the floor of any sys_enter tracer, in the same run."""
     b.warm_tracer()
     args = ["sh", "-c", f"time {' '.join(DD)} count={COUNT}"]
-    bundles = {"learn": b.bundle(args, "learn", "bench-dd"), "off": b.bundle(args, "off")}
-    cpu: dict[str, list[float]] = {k: [] for k in bundles}
-    real: dict[str, list[float]] = {k: [] for k in bundles}
-    wall: dict[str, list[float]] = {k: [] for k in bundles}
-    for i in range(b.reps(5, 2)):
-        for key in (bundles if i % 2 == 0 else reversed(bundles)):
-            seconds, result = b.run(bundles[key])
-            times = _busybox_time(result.stderr)
-            wall[key].append(seconds)
-            real[key].append(times["real"])
-            cpu[key].append(times["user"] + times["sys"])
+    learn, off = b.bundle(args, "learn", "bench-dd"), b.bundle(args, "off")
+    cases = {"learn": (learn, False), "off": (off, False), "floor": (off, True)}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
+    real: dict[str, list[float]] = {k: [] for k in cases}
+    wall: dict[str, list[float]] = {k: [] for k in cases}
+    empty = EmptySysEnterProgram()
+    try:
+        for i in range(b.reps(5, 2)):
+            for key in (list(cases) if i % 2 == 0 else list(reversed(cases))):
+                bundle, with_floor = cases[key]
+                with empty if with_floor else contextlib.nullcontext():
+                    seconds, result = b.run(bundle)
+                times = _busybox_time(result.stderr)
+                wall[key].append(seconds)
+                real[key].append(times["real"])
+                cpu[key].append(times["user"] + times["sys"])
+    finally:
+        empty.close()
     ratio = med(cpu["learn"]) / med(cpu["off"])
+    floor = med(cpu["floor"]) / med(cpu["off"])
     detail: dict[str, Any] = {f"{what}_{k}": summary(v) for what, d in (("cpu", cpu), ("real", real), ("wall", wall))
                               for k, v in d.items()}
     detail["real_ratio"] = round(med(real["learn"]) / med(real["off"]), 3)
     detail["wall_ratio"] = round(med(wall["learn"]) / med(wall["off"]), 3)
+    detail["floor_ratio"] = round(floor, 3)
     detail["cpu_ns_per_syscall_added"] = round((med(cpu["learn"]) - med(cpu["off"])) / (2 * COUNT) * 1e9, 1)
+    detail["floor_ns_per_syscall"] = round((med(cpu["floor"]) - med(cpu["off"])) / (2 * COUNT) * 1e9, 1)
+    own = detail["cpu_ns_per_syscall_added"] - detail["floor_ns_per_syscall"]
     return [Figure(4, "dd", f"in-container dd bs=1 count={COUNT}: learn / off (cpu, busybox time inside)", "x",
                    ratio, min(cpu["learn"]) / min(cpu["off"]), f"<= {IN_CONTAINER_TARGET}x",
                    ratio <= IN_CONTAINER_TARGET, detail,
                    note=f"cpu learn {med(cpu['learn']):.2f} s vs off {med(cpu['off']):.2f} s "
                         f"(+{detail['cpu_ns_per_syscall_added']} ns/syscall); real ratio {detail['real_ratio']}, "
-                        f"whole runc run {detail['wall_ratio']}")]
+                        f"whole runc run {detail['wall_ratio']}"),
+            Figure(4, "dd-floor", "  floor: the same, mode off, with an empty BPF program on sys_enter / off", "x",
+                   floor, min(cpu["floor"]) / min(cpu["off"]), "- (reference)", None, detail,
+                   note=f"+{detail['floor_ns_per_syscall']} ns/syscall for a program that does nothing: "
+                        f"syscage's own work adds {own:.1f} ns")]
 
 
 def host_dd(b: Bench, count: int = COUNT, reps: int | None = None,
@@ -87,8 +104,8 @@ def fleet(b: Bench, host: bool, memory: bool) -> list[Figure]:
     sleepers: list[str] = []
     watching: dict[str, int] = {}
 
-    def measure(key: str) -> None:
-        w, c = host_dd(b)
+    def measure(key: str, reps: int | None = None) -> None:
+        w, c = host_dd(b, reps=reps)
         wall[key] = wall.get(key, []) + w
         cpu[key] = cpu.get(key, []) + c
 
@@ -97,9 +114,19 @@ def fleet(b: Bench, host: bool, memory: bool) -> list[Figure]:
             time.sleep(0.2 * bool(i))
             rss[key] = [*rss.get(key, []), (rss_kb(pid) or 0) / 1024]
 
+    empty = EmptySysEnterProgram() if host else None
+
+    def measure_floor() -> None:
+        """The baseline and the empty program in alternation: the floor's ratio comes from the same minutes."""
+        assert empty is not None
+        for _ in range(b.reps(3, 1)):
+            measure("no tracer", 1)
+            with empty:
+                measure("empty program", 1)
+
     if host:
         b.stop_tracer()
-        measure("no tracer")
+        measure_floor()
     b.warm_tracer()
     pid = b.tracer_pid()
     assert pid is not None
@@ -120,9 +147,12 @@ def fleet(b: Bench, host: bool, memory: bool) -> list[Figure]:
         raise BenchError("the tracer restarted during the fleet measurement")
     figures = []
     if host:
+        assert empty is not None
         b.stop_tracer()
-        measure("no tracer")  # before and after: the baseline brackets the noisy middle
+        measure_floor()  # before and after: the baseline brackets the noisy middle
+        empty.close()
         base = med(cpu["no tracer"])
+        floor = med(cpu["empty program"]) / base
         one, twenty = med(cpu["1 learning"]) / base, med(cpu["20 learning"]) / base
         detail = {"cpu_s": {k: summary(v) for k, v in cpu.items()}, "wall_s": {k: summary(v) for k, v in wall.items()},
                   "cpu_ratios": {k: round(med(v) / base, 3) for k, v in cpu.items()},
@@ -138,6 +168,10 @@ def fleet(b: Bench, host: bool, memory: bool) -> list[Figure]:
         figures.append(Figure(5, "host-20", "host dd (cpu) while 20 containers learn / no tracer", "x", twenty,
                               min(cpu["20 learning"]) / low, f"<= host-1 (+{NO_WORSE_SLACK})",
                               twenty <= one + NO_WORSE_SLACK, detail))
+        figures.append(Figure(5, "host-floor", "  floor: host dd with an empty BPF program on sys_enter / none",
+                              "x", floor, min(cpu["empty program"]) / low, "- (reference)", None, detail,
+                              f"any sys_enter tracer costs this much here; syscage with 1 learner is "
+                              f"{one / floor:.2f}x the floor"))
     if memory:
         at50 = rss.get(str(FLEET[-1]), [])
         figures.append(Figure(6, "memory", f"tracer RSS with {FLEET[-1]} containers learning", "MB",
