@@ -6,44 +6,24 @@ import contextlib
 import fcntl
 import os
 import select
-import socket
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syscage.config import Config
 from syscage.errors import SyscageError
-from syscage.hooks.protocol import READY_FD_ENV, ProtocolError, receive, send
+from syscage.hooks.protocol import READY_FD_ENV, TracerLost, TracerUnavailable, call
 
+if TYPE_CHECKING:
+    from syscage.config import Config
 
-class TracerUnavailable(Exception):
-    """No tracer answers on the socket."""
-
-
-class TracerLost(TracerUnavailable):
-    """The tracer took the request but gave no answer: it may or may not have acted on it."""
+__all__ = ["TracerLost", "TracerUnavailable", "request", "request_starting_tracer", "start_tracer",
+           "start_tracer_in_background"]
 
 
 def request(config: Config, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
     """One request to a running tracer. Raises TracerUnavailable if none answers."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(config.tracer_socket))
-    except OSError as exc:  # no socket, refused, or a run directory that is not one
-        sock.close()
-        raise TracerUnavailable(f"tracer connection failed: {exc}") from None
-    try:
-        send(sock, message)
-        reply = receive(sock)
-    except (ProtocolError, OSError) as exc:
-        raise TracerLost(f"the tracer gave no answer: {exc}") from None
-    finally:
-        sock.close()
-    if reply.get("retry"):
-        raise TracerUnavailable(reply.get("error", "tracer is shutting down"))
-    return reply
+    return call(str(config.tracer_socket), message, timeout)
 
 
 def request_starting_tracer(config: Config, message: dict[str, Any]) -> dict[str, Any]:

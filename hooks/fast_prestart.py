@@ -10,9 +10,8 @@ back to the full prestart, which starts the tracer, applies learn.on_tracer_erro
 from __future__ import annotations
 
 import json
-import socket
 
-from syscage.hooks.protocol import ProtocolError, receive, send
+from syscage.hooks.protocol import TracerUnavailable, call
 
 PREPARED = "--prepared="
 REQUEST_TIMEOUT = 10.0
@@ -38,14 +37,8 @@ def watch_prepared(argument: str, raw_state: bytes) -> bool:
     if not (isinstance(pid, int) and pid > 0 and container_id == prepared.get("container_id")
             and isinstance(path, str)):
         return False
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    sock.settimeout(REQUEST_TIMEOUT)
     try:
-        sock.connect(path)
-        send(sock, message)
-        reply = receive(sock)
-    except (OSError, ProtocolError):
-        return False  # watch is idempotent: the full prestart may safely ask again
-    finally:
-        sock.close()
+        reply = call(path, message, REQUEST_TIMEOUT)
+    except TracerUnavailable:  # or lost: watch is idempotent, the full prestart may safely ask again
+        return False
     return reply.get("ok") is True

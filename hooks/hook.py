@@ -81,10 +81,11 @@ def prestart(config: Config, state: HookState, selection: Selection, context: di
 
 
 def poststop(config: Config, state: HookState, selection: Selection, context: dict[str, Any]) -> int:
-    from syscage.hooks.record import record_run
+    from syscage.hooks.record import record_run, record_timeout
 
     assert selection.profile is not None
-    reply = record_run(config, state.container_id, selection.profile, selection.mode, parent_executable(), "hook")
+    reply = record_run(state.container_id, selection.profile, selection.mode, parent_executable(), "hook",
+                       socket_path=str(config.tracer_socket), timeout=record_timeout(config), config=config)
     if not reply.get("complete"):
         say_warning(f"run of {state.container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
     return 0

@@ -18,6 +18,36 @@ class ProtocolError(Exception):
     pass
 
 
+class TracerUnavailable(Exception):
+    """No tracer answers on the socket."""
+
+
+class TracerLost(TracerUnavailable):
+    """The tracer took the request but gave no answer: it may or may not have acted on it."""
+
+
+def call(socket_path: str, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One request to a running tracer and its reply. Raises TracerUnavailable if none answers (nothing was
+    sent), TracerLost if the request went out but no reply came back."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(socket_path)
+    except OSError as exc:  # no socket, refused, or a run directory that is not one
+        sock.close()
+        raise TracerUnavailable(f"tracer connection failed: {exc}") from None
+    try:
+        send(sock, message)
+        reply = receive(sock)
+    except (ProtocolError, OSError) as exc:
+        raise TracerLost(f"the tracer gave no answer: {exc}") from None
+    finally:
+        sock.close()
+    if reply.get("retry"):
+        raise TracerUnavailable(reply.get("error", "tracer is shutting down"))
+    return reply
+
+
 def send(sock: socket.socket, message: dict[str, Any]) -> None:
     sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
 

@@ -5,36 +5,54 @@ syscage-runtime's `delete` (the containerd path, where no poststop hook process 
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from syscage.config import Config
 from syscage.errors import SyscageError
-from syscage.jsonlog import JsonLog
+from syscage.hooks.protocol import TracerLost, TracerUnavailable, call
+
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on syscage-runtime's delete
+if TYPE_CHECKING:
+    from typing import Any
+
+    from syscage.config import Config
 
 
-def record_run(config: Config, container_id: str, profile: str, mode: str, runtime_exe: str,
-               component: str) -> dict[str, Any]:
-    """The tracer's reply ({"ok", "complete", "problems"}); raises SyscageError if the run was not recorded."""
-    from syscage.hooks.client import TracerLost, TracerUnavailable, request
+def record_timeout(config: Config) -> float:
+    """How long to wait for the tracer's merge: within the runtime's hook timeout."""
+    return max(config.hook_timeout - 5, 5)
 
+
+def record_run(container_id: str, profile: str, mode: str, runtime_exe: str, component: str, *,
+               socket_path: str, timeout: float, config: Config | None = None) -> dict[str, Any]:
+    """The tracer's reply ({"ok", "complete", "problems"}); raises SyscageError if the run was not recorded.
+
+    The config is loaded only if the tracer cannot be asked (syscage-runtime's delete passes the socket and
+    timeout it wrote into the learning marker, and spares itself the config loader on the usual path)."""
     asked_at = time.time()
     message = {"op": "record", "container_id": container_id, "profile": profile, "mode": mode,
                "runtime_exe": runtime_exe}
     try:
         # The tracer merges and writes the profile durably before it answers.
-        reply = request(config, message, timeout=max(config.hook_timeout - 5, 5))
+        reply = call(socket_path, message, timeout)
     except TracerLost as exc:
+        config = config or _load_config()
         # It may have written the run before it went: never record the same run twice.
         if run_recorded_since(config, profile, container_id, asked_at):
             return {"ok": True, "complete": True, "problems": []}
         reply = record_untraced(config, container_id, profile, mode, runtime_exe,
                                 f"the tracer died while recording ({exc})", component)
     except TracerUnavailable as exc:
+        config = config or _load_config()
         reply = record_untraced(config, container_id, profile, mode, runtime_exe,
                                 f"the tracer was not running at poststop ({exc}): it died or was stopped", component)
     if not reply.get("ok"):
-        raise SyscageError(str(reply.get("error")), f"see {config.log_file}")
+        raise SyscageError(str(reply.get("error")), "see the syscage log (paths.log_file)")
     return reply
+
+
+def _load_config() -> Config:
+    from syscage.config import load_config
+
+    return load_config()
 
 
 def run_recorded_since(config: Config, profile: str, container_id: str, since: float) -> bool:
@@ -60,6 +78,7 @@ def record_untraced(config: Config, container_id: str, profile: str, mode: str, 
                     component: str) -> dict[str, Any]:
     """No tracer to ask: record the run ourselves, as incomplete, so that the profile says so."""
     from syscage.hooks.observe import runtime_version, untraced_observation
+    from syscage.jsonlog import JsonLog
     from syscage.store import ProfileStore
 
     obs = untraced_observation(container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)

@@ -27,30 +27,39 @@ def delete_and_record(runtime: str, args: list[str], marker: str, container_id: 
         say_error(f"container {container_id}: unreadable learning marker {marker}; its run is not recorded "
                   "(the tracer saves it as incomplete once its grace time has passed)")
         return code
-    record(runtime, container_id, learning["profile"], learning["mode"])
+    record(runtime, container_id, learning)
     return code
 
 
-def record(runtime: str, container_id: str, profile: str, mode: str) -> None:
-    from syscage.config import load_config
+def record(runtime: str, container_id: str, learning: dict[str, object]) -> None:
     from syscage.errors import SyscageError
     from syscage.hooks.record import record_run
+
+    profile, mode = str(learning["profile"]), str(learning["mode"])
+    timeout = learning["timeout"]
+    assert isinstance(timeout, (int, float))
+    try:
+        reply = record_run(container_id, profile, mode, runtime, "runtime", socket_path=str(learning["socket"]),
+                           timeout=float(timeout))
+    except (SyscageError, OSError) as exc:
+        say_error(f"recording the run of container {container_id} into profile {profile} failed: {exc}")
+        log_failure(container_id, profile, str(exc))
+        return
+    if not reply.get("complete"):
+        say_warning(f"run of {container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
+
+
+def log_failure(container_id: str, profile: str, error: str) -> None:
+    from syscage.config import load_config
+    from syscage.errors import SyscageError
     from syscage.jsonlog import JsonLog
 
     try:
         config = load_config()
-    except SyscageError as exc:
-        say_error(f"container {container_id}: its run is not recorded: {exc}")
-        return
-    try:
-        reply = record_run(config, container_id, profile, mode, runtime, "runtime")
-    except (SyscageError, OSError) as exc:
-        say_error(f"recording the run of container {container_id} into profile {profile} failed: {exc}")
-        JsonLog(str(config.log_file), config.log_level, "runtime").log(
-            "error", "run not recorded", container_id=container_id, profile=profile, error=str(exc))
-        return
-    if not reply.get("complete"):
-        say_warning(f"run of {container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
+    except SyscageError:
+        return  # said on stderr already; a broken config has no log file to name
+    JsonLog(str(config.log_file), config.log_level, "runtime").log(
+        "error", "run not recorded", container_id=container_id, profile=profile, error=error)
 
 
 def run_runtime(runtime: str, args: list[str], loop_guard: str) -> int:

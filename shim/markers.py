@@ -2,7 +2,8 @@
 deletes was created learning (and so records its run, in place of a poststop hook process).
 
 A marker is <run_dir>/learning/<runtime root, escaped>/<container id>, written at `create` and holding
-the container's profile and mode. Only `os` at import time: this runs on the passthrough path.
+the container's profile and mode, and the tracer's socket and how long to wait for it (so that `delete`
+records without loading the config). Only `os` at import time: this runs on the passthrough path.
 """
 
 from __future__ import annotations
@@ -23,19 +24,21 @@ def marker_path(run_dir: str, runtime_root: str | None, container_id: str | None
     return os.path.join(run_dir, LEARNING_DIR, root_key, container_id)
 
 
-def write_marker(path: str, container_id: str, runtime_root: str | None, profile: str, mode: str) -> None:
+def write_marker(path: str, container_id: str, runtime_root: str | None, profile: str, mode: str,
+                 tracer_socket: str, timeout: float) -> None:
     """Atomically (temp + rename): a `delete` never reads half a marker. /run is tmpfs, so no fsync."""
     import json
 
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    doc = {"container_id": container_id, "runtime_root": runtime_root or "", "profile": profile, "mode": mode}
+    doc = {"container_id": container_id, "runtime_root": runtime_root or "", "profile": profile, "mode": mode,
+           "socket": tracer_socket, "timeout": timeout}
     temp = f"{path}.{os.getpid()}.tmp"
     with open(temp, "w") as f:
         json.dump(doc, f)
     os.replace(temp, path)
 
 
-def read_marker(path: str, container_id: str, runtime_root: str | None) -> dict[str, str] | None:
+def read_marker(path: str, container_id: str, runtime_root: str | None) -> dict[str, object] | None:
     """The marker's content, or None if it is unreadable or belongs to another container."""
     import json
 
@@ -48,7 +51,10 @@ def read_marker(path: str, container_id: str, runtime_root: str | None) -> dict[
         return None
     if doc.get("runtime_root") != (runtime_root or ""):
         return None
-    if not all(isinstance(doc.get(k), str) and doc.get(k) for k in ("profile", "mode")):
+    if not all(isinstance(doc.get(k), str) and doc.get(k) for k in ("profile", "mode", "socket")):
+        return None
+    timeout = doc.get("timeout")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         return None
     return doc
 

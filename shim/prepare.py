@@ -53,7 +53,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     log = JsonLog(str(config.log_file), config.log_level, "runtime", container_id=cid, profile=selection.profile,
                   mode=selection.mode)
     marked = (selection.mode in LEARNING_MODES and marker is not None
-              and leave_marker(marker, cid, runtime_root, selection, log))
+              and leave_marker(marker, cid, runtime_root, selection, config, log))
     try:
         modifiers = modifiers_for(selection, config, log)
         if selection.mode in LEARNING_MODES:
@@ -83,13 +83,16 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     return 0
 
 
-def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, log: Any) -> bool:
+def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, config: Config,
+                 log: Any) -> bool:
     """The learning marker for `delete`; False (the spec then gets a poststop hook) if it cannot be written."""
+    from syscage.hooks.record import record_timeout
     from syscage.shim.markers import write_marker
 
     assert selection.profile is not None
     try:
-        write_marker(marker, container_id, runtime_root, selection.profile, selection.mode)
+        write_marker(marker, container_id, runtime_root, selection.profile, selection.mode,
+                     str(config.tracer_socket), record_timeout(config))
     except OSError as exc:
         log.warning("no learning marker; the run is recorded by a poststop hook", marker=marker, error=str(exc))
         return False
