@@ -81,13 +81,14 @@ def imports(b: Bench) -> list[Figure]:
     py = b.python
     walls = {"python -c pass": [py, "-c", "pass"],
              "import syscage.hooks.hook (+client)": [py, "-c", "import syscage.hooks.hook, syscage.hooks.client"]}
-    wall_s = {k: med([timed(cmd)[0] for _ in range(b.reps(5, 2))]) for k, cmd in walls.items()}
-    pre = timed([py, "-X", "importtime", "-c", "import syscage.hooks.hook, syscage.hooks.client"])[1]
+    here = str(b.root)  # not the checkout: its syscage/ would shadow the installed package
+    wall_s = {k: med([timed(cmd, cwd=here)[0] for _ in range(b.reps(5, 2))]) for k, cmd in walls.items()}
+    pre = timed([py, "-X", "importtime", "-c", "import syscage.hooks.hook, syscage.hooks.client"], cwd=here)[1]
     post = timed([py, "-X", "importtime", "-m", "syscage.hooks.hook", "poststop"],
-                 input=_state(b, b.name("imp")))[1]
+                 input=_state(b, b.name("imp")), cwd=here)[1]
     prof = b.root / "poststop.prof"
     ran = timed([py, "-m", "cProfile", "-o", str(prof), "-m", "syscage.hooks.hook", "poststop"],
-                input=_state(b, b.name("prof")))[1]
+                input=_state(b, b.name("prof")), cwd=here)[1]
     if ran.returncode != 0 or not prof.exists():
         raise BenchError(f"cProfile of poststop failed: {ran.stderr.strip()[-300:]}")
     stats = pstats.Stats(str(prof))

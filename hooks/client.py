@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from syscage.errors import SyscageError
+from syscage.hooks.liveness import tracer_lock_held
 from syscage.hooks.protocol import READY_FD_ENV, TracerLost, TracerUnavailable, call
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def start_tracer(config: Config, deadline: float) -> None:
     with _spawn_lock(config):  # one caller spawns; the others wait here, then connect
         if _tracer_answers(config):
             return
-        if _tracer_lock_held(config):  # started (by the wrapper or a peer) and still compiling
+        if tracer_lock_held(config.run_dir):  # started (by the wrapper or a peer) and still compiling
             _wait_for_socket(config, deadline)
             return
         read_fd, write_fd = os.pipe()
@@ -74,7 +75,7 @@ def start_tracer_in_background(config: Config) -> None:
     """
     try:
         with _spawn_lock(config):
-            if not _tracer_lock_held(config) and not _tracer_answers(config):
+            if not tracer_lock_held(config.run_dir) and not _tracer_answers(config):
                 _spawn_detached(config, None)
     except OSError:
         pass  # the prestart hook tries again, and reports what fails
@@ -99,26 +100,11 @@ def _tracer_answers(config: Config) -> bool:
     return True
 
 
-def _tracer_lock_held(config: Config) -> bool:
-    """A tracer holds tracer.lock from its start, through its BPF compile, to its exit."""
-    try:
-        fd = os.open(config.run_dir / "tracer.lock", os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the probe lock if we got it
-    return False
-
-
 def _wait_for_socket(config: Config, deadline: float) -> None:
     while time.monotonic() < deadline:
         if _tracer_answers(config):
             return
-        if not _tracer_lock_held(config):
+        if not tracer_lock_held(config.run_dir):
             return  # it died while starting: the caller's retry loop spawns a new one
         time.sleep(0.02)
 

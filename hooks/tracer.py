@@ -27,6 +27,7 @@ from typing import Any
 from syscage.config import Config, load_config
 from syscage.console import say_error
 from syscage.errors import SyscageError
+from syscage.hooks.liveness import LOCK_FILE
 from syscage.hooks.protocol import READY_FD_ENV, ProtocolError, receive, send
 from syscage.logs import setup_logging
 from syscage.store import utc_now
@@ -279,7 +280,7 @@ def _notify_ready(message: str) -> None:
 def serve(config: Config, idle_timeout: float) -> int:
     log = setup_logging(config, "tracer")
     config.run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-    lock_fd = os.open(config.run_dir / "tracer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock_fd = os.open(config.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -143,6 +143,10 @@ def enforce_modifiers(selection: Selection, config: Config, log: Any) -> list[Mo
 
 
 def start_tracer_early(config: Config) -> None:
+    from syscage.hooks.liveness import tracer_lock_held
+
+    if tracer_lock_held(config.run_dir):
+        return  # the usual case: running (or starting), and the client module is not even needed
     from syscage.hooks.client import start_tracer_in_background
 
     start_tracer_in_background(config)
