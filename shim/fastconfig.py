@@ -1,9 +1,7 @@
 """Read the few config keys the wrappers need on their fast path, without the full config loader.
 
-Parsing TOML costs every runtime call ~8 ms (importing the parser is most of it), so the two values
-are cached in CACHE_DIR, keyed by the config file's path and validated against its stat (device, inode,
-size, mtime and ctime in ns): an edited or replaced config is parsed again. The cache is used only if
-it belongs to us and nobody else can write it, since it names the runtime we exec.
+The two values are cached (syscage.configcache): parsing TOML would cost every runtime call ~8 ms, most of
+it importing the parser.
 
 A config that cannot be read falls back to defaults with a warning on stderr: a typo in syscage's
 config must not take down containers that never asked for syscage. (Annotated containers go on to
@@ -15,25 +13,36 @@ from __future__ import annotations
 import os
 import sys
 
+from syscage import configcache
+
 DEFAULT_CONFIG = "/etc/syscage/config.toml"
 DEFAULTS = {("runtime", "path"): "/usr/sbin/runc", ("paths", "run_dir"): "/run/syscage"}
-CACHE_DIR = "/run/syscage-runtime"
+KIND = "keys"
 
 
 def read_keys() -> dict[tuple[str, str], str]:
     path = os.environ.get("SYSCAGE_CONFIG") or DEFAULT_CONFIG
     try:
-        st = os.stat(path)
+        signature = configcache.signature(path)
     except OSError:
         return dict(DEFAULTS)
-    signature = f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
-    cache = os.path.join(CACHE_DIR, path.replace("%", "%25").replace("/", "%2F"))
-    values = _read_cache(cache, signature)
+    cache = configcache.cache_path(path, KIND)
+    values = _from_cache(configcache.read_cache(cache, signature))
     if values is None:
         values = _parse(path)
-        if values is not None:
-            _write_cache(cache, signature, values)
-    return values or dict(DEFAULTS)
+        if values is None:
+            return dict(DEFAULTS)
+        body = f"{values[('runtime', 'path')]}\n{values[('paths', 'run_dir')]}\n"
+        if body.count("\n") == 2:  # a newline inside a value would shift the lines: never cache that
+            configcache.write_cache(cache, signature, body)
+    return values
+
+
+def _from_cache(body: str | None) -> dict[tuple[str, str], str] | None:
+    lines = (body or "").split("\n")
+    if len(lines) < 2 or not all(v.startswith("/") for v in lines[:2]):
+        return None
+    return {("runtime", "path"): lines[0], ("paths", "run_dir"): lines[1]}
 
 
 def _parse(path: str) -> dict[tuple[str, str], str] | None:
@@ -57,41 +66,3 @@ def _parse(path: str) -> dict[tuple[str, str], str] | None:
         value = doc.get(table, {}).get(key, default) if isinstance(doc.get(table), dict) else default
         values[(table, key)] = value if isinstance(value, str) and value.startswith("/") else default
     return values
-
-
-def _read_cache(cache: str, signature: str) -> dict[tuple[str, str], str] | None:
-    try:
-        fd = os.open(cache, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            return None
-        lines = os.read(fd, 8192).decode(errors="replace").split("\n")
-    finally:
-        os.close(fd)
-    if len(lines) < 3 or lines[0] != signature or not all(v.startswith("/") for v in lines[1:3]):
-        return None
-    return {("runtime", "path"): lines[1], ("paths", "run_dir"): lines[2]}
-
-
-def _write_cache(cache: str, signature: str, values: dict[tuple[str, str], str]) -> None:
-    """Best effort (temp + rename, so a reader never sees half a file): without it every call parses."""
-    body = f"{signature}\n{values[('runtime', 'path')]}\n{values[('paths', 'run_dir')]}\n"
-    if "\n" in "".join(values.values()):
-        return
-    temp = f"{cache}.{os.getpid()}"
-    try:
-        os.makedirs(CACHE_DIR, mode=0o700, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, body.encode())
-        finally:
-            os.close(fd)
-        os.replace(temp, cache)
-    except OSError:
-        try:
-            os.unlink(temp)
-        except OSError:
-            return

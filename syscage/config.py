@@ -7,8 +7,6 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import tomli
-
 from syscage.errors import SyscageError
 
 DEFAULT_CONFIG_PATH = Path("/etc/syscage/config.toml")
@@ -92,16 +90,44 @@ def load_config(path: Path | None = None) -> Config:
     explicit = path is not None or bool(os.environ.get(ENV_CONFIG))
     path = path or config_path()
     try:
-        raw = tomli.loads(path.read_text())
+        raw = _parsed(path)
     except FileNotFoundError:
         if explicit:
             raise SyscageError(f"config file {path} does not exist", f"create it or unset {ENV_CONFIG}") from None
         return Config()
     except (OSError, UnicodeDecodeError) as exc:
         raise SyscageError(f"cannot read config {path}: {exc}", "check the file's permissions") from None
-    except tomli.TOMLDecodeError as exc:
+    except ValueError as exc:  # tomli.TOMLDecodeError
         raise SyscageError(f"config {path} is not valid TOML: {exc}", "fix the syntax") from None
     return config_from_mapping(raw, path)
+
+
+def _parsed(path: Path) -> dict[str, Any]:
+    """The TOML document, from the parse cache (syscage.configcache) when it is current. The checks of
+    config_from_mapping run either way; only the parsing is cached."""
+    import json
+
+    from syscage import configcache
+
+    signature = configcache.signature(str(path))
+    cache = configcache.cache_path(str(path), "json")
+    cached = configcache.read_cache(cache, signature)
+    if cached is not None:
+        try:
+            doc = json.loads(cached)
+            if isinstance(doc, dict):
+                return doc
+        except ValueError:
+            pass  # damaged: parse again, and replace it
+    import tomli
+
+    doc = tomli.loads(path.read_text())
+    try:
+        body = json.dumps(doc)
+    except (TypeError, ValueError):
+        return doc  # e.g. a TOML date, which JSON cannot hold: such a config is refused below anyway
+    configcache.write_cache(cache, signature, body)
+    return doc
 
 
 def config_from_mapping(raw: dict[str, Any], source: Path | None = None) -> Config:

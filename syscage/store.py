@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,8 @@ LOCK_FILE = ".lock"
 
 
 def utc_now() -> str:
+    from datetime import UTC, datetime  # here: enforce reads profiles on the start path and needs no clock
+
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -77,3 +77,19 @@ def test_jsonlog_writes_structlog_shaped_lines(tmp_path: Path) -> None:
     assert [e["event"] for e in lines] == ["watching", "failed"]
     assert lines[0]["component"] == "hook" and lines[0]["container_id"] == "c1" and lines[0]["slot"] == 3
     assert lines[1]["level"] == "error" and lines[0]["timestamp"].endswith("Z")
+
+
+def test_parse_cache_follows_edits_and_keeps_the_checks(tmp_path: Path, private_config_cache: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[log]\nlevel = "debug"\n')
+    assert load_config(path).log_level == "debug"
+    assert len(list(private_config_cache.iterdir())) == 1  # parsed once, cached
+    assert load_config(path).log_level == "debug"  # from the cache
+    path.write_text('[log]\nlevel = "error"\n')
+    assert load_config(path).log_level == "error"  # edited: parsed again
+    path.write_text('[log]\nlevel = "loud"\n')
+    with pytest.raises(SyscageError, match="log_level"):
+        load_config(path)  # a cached parse is still checked
+    path.write_text("[log\n")
+    with pytest.raises(SyscageError, match="not valid TOML"):
+        load_config(path)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from syscage import configcache
 from syscage.shim import fastconfig
 
 RUNTIME, RUN_DIR = ("runtime", "path"), ("paths", "run_dir")
@@ -14,7 +15,7 @@ RUNTIME, RUN_DIR = ("runtime", "path"), ("paths", "run_dir")
 
 @pytest.fixture
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(fastconfig, "CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(configcache, "CACHE_DIR", str(tmp_path / "cache"))
     path = tmp_path / "config.toml"
     path.write_text('[runtime]\npath = "/opt/runc"\n[paths]\nrun_dir = "/run/x"\n')
     monkeypatch.setenv("SYSCAGE_CONFIG", str(path))
@@ -27,7 +28,7 @@ def parse_fails(path: str) -> dict:
 
 def test_values_are_parsed_then_served_from_the_cache(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert fastconfig.read_keys() == {RUNTIME: "/opt/runc", RUN_DIR: "/run/x"}
-    cached = list((Path(fastconfig.CACHE_DIR)).iterdir())
+    cached = list(Path(configcache.CACHE_DIR).iterdir())
     assert len(cached) == 1 and oct(cached[0].stat().st_mode & 0o777) == "0o600"
     monkeypatch.setattr(fastconfig, "_parse", parse_fails)
     assert fastconfig.read_keys() == {RUNTIME: "/opt/runc", RUN_DIR: "/run/x"}
@@ -41,7 +42,7 @@ def test_an_edited_config_is_parsed_again(config: Path) -> None:
 
 def test_a_cache_others_can_write_is_not_trusted(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fastconfig.read_keys()
-    (cached,) = Path(fastconfig.CACHE_DIR).iterdir()
+    (cached,) = Path(configcache.CACHE_DIR).iterdir()
     signature = cached.read_text().splitlines()[0]
     cached.write_text(f"{signature}\n/tmp/evil\n/run/x\n")
     os.chmod(cached, 0o666)
@@ -64,6 +65,6 @@ def test_broken_or_missing_config_falls_back_to_defaults(config: Path, capsys: p
 def test_unwritable_cache_dir_still_reads(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = config.parent / "file"
     blocker.write_text("")
-    monkeypatch.setattr(fastconfig, "CACHE_DIR", str(blocker / "cache"))  # a path under a file: no cache
+    monkeypatch.setattr(configcache, "CACHE_DIR", str(blocker / "cache"))  # a path under a file: no cache
     assert fastconfig.read_keys()[RUNTIME] == "/opt/runc"
     assert fastconfig.read_keys()[RUNTIME] == "/opt/runc"
