@@ -30,7 +30,7 @@ def watch_prepared(argument: str, raw_state: bytes) -> bool:
         prepared = json.loads(argument[len(PREPARED):])
         state = json.loads(raw_state)
         pid, container_id, path = state["pid"], state["id"], prepared["socket"]
-        message = {"op": "watch", "container_id": container_id, "pid": pid, "prepared": True,
+        message = {"op": "watch", "container_id": container_id, "pid": pid, "via": "prepared hook",
                    **{k: prepared[k] for k in FIELDS}}
     except (ValueError, KeyError, TypeError):
         return False

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
 
 
 def prestart(config: Config, state: HookState, selection: Selection, context: dict[str, Any]) -> int:
-    from syscage.hooks.client import request_starting_tracer
+    from syscage.hooks.watch import ask_to_watch
 
     if state.pid is None:
         raise SyscageError("the runtime passed no pid in the prestart state", "run syscage-hook as a prestart hook")
@@ -68,16 +68,8 @@ def prestart(config: Config, state: HookState, selection: Selection, context: di
     message = {"op": "watch", "container_id": state.container_id, "pid": state.pid, "profile": selection.profile,
                "mode": selection.mode, "profile_defaulted": selection.profile_defaulted,
                "exec_mode": not has_seccomp(spec), "no_new_privileges": no_new_privileges(spec)}
-    try:
-        reply = request_starting_tracer(config, message)
-        if not reply.get("ok"):
-            raise SyscageError(str(reply.get("error")), "see the tracer's log")
-    except SyscageError as exc:
-        if config.on_tracer_error == "fail":
-            raise
-        log_event(config, "warning", "container runs untraced", error=str(exc), **context)
-        say_warning(f"container {state.container_id} runs untraced: {exc}; its run will be recorded as incomplete")
-    return 0  # success is logged by the tracer ("watching")
+    ask_to_watch(config, message, "hook")
+    return 0
 
 
 def poststop(config: Config, state: HookState, selection: Selection, context: dict[str, Any]) -> int:

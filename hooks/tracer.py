@@ -119,7 +119,7 @@ class Tracer:
                                     bool(req.get("no_new_privileges")), utc_now())
         self.log.info("watching", container_id=cid, profile=profile, mode=req.get("mode", "learn"), slot=slot,
                       cgroup_id=identity.cgroup_id, cutover="exec" if req.get("exec_mode") else "seccomp",
-                      profile_defaulted=bool(req.get("profile_defaulted")), prepared=bool(req.get("prepared")))
+                      profile_defaulted=bool(req.get("profile_defaulted")), via=str(req.get("via", "hook")))
         return {"ok": True, "slot": slot, "instance": self.instance}
 
     def _record(self, req: dict[str, Any], report: dict[str, Any] | None) -> dict[str, Any]:

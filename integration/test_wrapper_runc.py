@@ -4,22 +4,27 @@ everything else through untouched."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from integration.conftest import VENV_BIN, Env
+import pytest
+
+from integration.conftest import VENV_BIN, Env, write_config
 from syscage.shim.markers import marker_path
 
 WRAPPER = str(VENV_BIN / "syscage-runtime")
 
 
-def call(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def call(*args: str, cwd: Path | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run and capture via files, not pipes: a created container holds its stdio open until it exits."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         result = subprocess.run(list(args), stdout=out, stderr=err, cwd=cwd, timeout=60, check=False,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, env=env)
         out.seek(0)
         err.seek(0)
         return subprocess.CompletedProcess(result.args, result.returncode, out.read(), err.read())
@@ -39,7 +44,9 @@ def test_create_with_global_flags_and_equals_bundle(env: Env) -> None:
     assert created.returncode == 0, created.stderr
     assert created.stdout == ""
     spec = json.loads((bundle / "config.json").read_text())
-    assert spec["hooks"]["prestart"][0]["args"][:2] == ["syscage-hook", "prestart"]
+    (relay,) = spec["hooks"]["prestart"]  # the relay: a shell one-liner syscage-runtime answers
+    assert relay["path"] == "/bin/sh" and relay["args"][-2].startswith(str(env.run_dir / "relay"))
+    assert "poststop" not in spec["hooks"]
     assert spec["linux"]["seccomp"] == {"defaultAction": "SCMP_ACT_ALLOW"}
     assert pid_file.exists()
     state = call(WRAPPER, "--root", str(env.runc_root), "state", cid)
@@ -60,13 +67,13 @@ def test_create_records_the_run_at_delete_without_a_poststop_hook(env: Env) -> N
     assert call(WRAPPER, *root, "create", "--bundle", str(bundle), cid).returncode == 0
     spec = json.loads((bundle / "config.json").read_text())
     (prestart,) = spec["hooks"]["prestart"]
-    assert prestart["args"][:2] == ["syscage-hook", "prestart"] and prestart["args"][2].startswith("--prepared=")
-    assert "poststop" not in spec["hooks"]
+    assert prestart["path"] == "/bin/sh" and "poststop" not in spec["hooks"]
     marker = marker_path(str(env.run_dir), str(env.runc_root), cid)
     assert marker and json.loads(Path(marker).read_text())["profile"] == name
     assert call(WRAPPER, *root, "start", cid).returncode == 0
     watching = [json.loads(line) for line in env.log_file.read_text().splitlines() if '"watching"' in line]
-    assert [e["prepared"] for e in watching if e["container_id"] == cid] == [True]  # the hook's fast path
+    assert [e["via"] for e in watching if e["container_id"] == cid] == ["relay"]
+    assert not list((env.run_dir / "relay").iterdir())  # the relay cleans up after itself
     refused = call(WRAPPER, *root, "delete", cid)  # still running, no --force: runc refuses
     assert refused.returncode != 0 and "running" in refused.stderr
     assert Path(marker).exists() and not (env.store / "profiles" / name).exists()
@@ -144,3 +151,46 @@ def test_malformed_spec_section_refused_in_one_line(env: Env) -> None:
     result = call(WRAPPER, "--root", str(env.runc_root), "run", "-b", str(bundle), env.name("c"))
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and "malformed section" in result.stderr
+
+
+@pytest.mark.parametrize("policy", ["run", "fail"])
+def test_relayed_prestart_follows_on_tracer_error(env: Env, policy: str) -> None:
+    """The relay applies learn.on_tracer_error like the hook: here no tracer can answer in time."""
+    root = env.root / env.name("slow-tracer")
+    root.mkdir()
+    config = root / "config.toml"
+    write_config(config, root, learn={"on_tracer_error": policy}, tracer={"start_timeout": 0.01, "idle_timeout": 5})
+    name, cid = env.name("relay-untraced"), env.name("c")
+    bundle = learning_bundle(env, name, ["true"])
+    runc_root = ["--root", str(env.runc_root)]
+    environment = {**os.environ, "SYSCAGE_CONFIG": str(config)}
+    try:
+        created = call(WRAPPER, *runc_root, "create", "--bundle", str(bundle), cid, env=environment)
+        marker = marker_path(str(root / "run"), str(env.runc_root), cid)
+        assert marker
+        if policy == "fail":
+            assert created.returncode != 0
+            assert "tracer did not answer" in created.stderr
+            assert call("runc", *runc_root, "state", cid).returncode != 0  # no container
+            assert not Path(marker).exists()
+            return
+        assert created.returncode == 0, created.stderr
+        assert "runs untraced" in created.stderr
+        assert call(WRAPPER, *runc_root, "start", cid, env=environment).returncode == 0
+        _wait_stopped(env, cid)
+        assert call(WRAPPER, *runc_root, "delete", cid, env=environment).returncode == 0
+        profile = json.loads((root / "store" / "profiles" / name / "profile.json").read_text())
+        assert profile["complete"] is False and profile["runs"][0]["container_id"] == cid
+    finally:
+        _stop_tracer_of(root / "run")
+
+
+def _stop_tracer_of(run_dir: Path) -> None:
+    """The tracer the wrapper started in the background for a private config (it may still be compiling)."""
+    for _ in range(100):
+        try:
+            pid = int((run_dir / "tracer.pid").read_text())
+            os.kill(pid, signal.SIGTERM)
+            return
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            time.sleep(0.1)

@@ -8,15 +8,15 @@ failing poststop hook."""
 from __future__ import annotations
 
 import os
-import sys
 
 from syscage.console import say_error, say_warning
+from syscage.shim.child import spawn_runtime, wait_runtime
 from syscage.shim.markers import read_marker, remove_marker
 
 
 def delete_and_record(runtime: str, args: list[str], marker: str, container_id: str,
                       runtime_root: str | None, loop_guard: str) -> int:
-    code = run_runtime(runtime, args, loop_guard)
+    code = wait_runtime(spawn_runtime(runtime, args, loop_guard))
     if code != 0:
         if runtime_root and not os.path.exists(os.path.join(runtime_root, container_id)):
             remove_marker(marker)  # the runtime has no such container (any more): nothing to record
@@ -60,24 +60,3 @@ def log_failure(container_id: str, profile: str, error: str) -> None:
         return  # said on stderr already; a broken config has no log file to name
     JsonLog(str(config.log_file), config.log_level, "runtime").log(
         "error", "run not recorded", container_id=container_id, profile=profile, error=error)
-
-
-def run_runtime(runtime: str, args: list[str], loop_guard: str) -> int:
-    """Run the real runtime with our argv and stdio; its exit code (128 + signal if it was killed)."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.environ[loop_guard] = "1"
-            os.execv(runtime, [runtime, *args])
-        except OSError as exc:
-            sys.stderr.write(f"syscage-runtime: error: cannot run the real runtime {runtime}: {exc.strerror}; "
-                             "set runtime.path in the syscage config\n")
-        os._exit(127)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code

@@ -36,6 +36,15 @@ def add_learn_hooks(hook_path: str, timeout: int, env: list[str], phases: tuple[
     return modify
 
 
+def add_hook(phase: str, entry: dict[str, Any]) -> Modifier:
+    """Append one hook entry to a phase."""
+    def modify(spec: Spec) -> Spec:
+        out = copy.deepcopy(spec)
+        out.setdefault("hooks", {}).setdefault(phase, []).append(dict(entry))
+        return out
+    return modify
+
+
 def ensure_filter_load(spec: Spec) -> Spec:
     """Learning cuts over where the runtime loads the container's filter: make sure there is one.
 

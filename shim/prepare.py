@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from syscage.config import Config, load_config
 from syscage.errors import SyscageError
@@ -16,12 +17,14 @@ from syscage.oci import Selection, select, spec_annotations
 from syscage.shim.modifiers import (
     HOOK_PHASES,
     Modifier,
+    add_hook,
     add_learn_hooks,
     apply,
     complain_filter,
     ensure_filter_load,
     set_seccomp,
 )
+from syscage.shim.relay import PrestartRelay, close_relay, open_relay
 
 LEARNING_MODES = ("learn", "complain")
 
@@ -30,13 +33,23 @@ class Unenforceable(SyscageError):
     """Enforce was asked for, but the profile cannot be used as it is."""
 
 
+class Prepared(NamedTuple):
+    """What prepare_bundle did: a refusal's exit code, or 0; with a prestart relay to serve (a learning
+    `create`), the relay and the function that answers its hook."""
+
+    code: int
+    relay: PrestartRelay | None = None
+    answer: Callable[[bytes], bool] | None = None
+
+
 def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_log: str | None,
                    runtime_log_format: str | None, marker: str | None = None,
-                   runtime_root: str | None = None) -> int:
-    """Rewrite bundle/config.json for the annotated mode. Returns 0, or the exit code of a refusal.
+                   runtime_root: str | None = None) -> Prepared:
+    """Rewrite bundle/config.json for the annotated mode.
 
     marker: where a `create` leaves its learning marker, so that syscage-runtime's `delete` records the
-    run and no poststop hook is needed (None for `run`, which deletes the container itself)."""
+    run and no poststop hook is needed (None for `run`, which deletes the container itself); such a
+    `create` also gets the prestart relay (syscage.shim.relay) when it can be set up."""
     cid = container_id or "?"
     try:
         config = load_config()
@@ -45,28 +58,36 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
             raise SyscageError(f"{bundle}/config.json is not a JSON object", "fix the bundle")
         selection = select(cid, spec_annotations(spec, cid))
     except ValueError as exc:
-        return refuse(f"{bundle}/config.json is not valid JSON ({exc})", cid, runtime_log, runtime_log_format)
+        return Prepared(refuse(f"{bundle}/config.json is not valid JSON ({exc})", cid, runtime_log,
+                               runtime_log_format))
     except SyscageError as exc:
-        return refuse(str(exc), cid, runtime_log, runtime_log_format)
+        return Prepared(refuse(str(exc), cid, runtime_log, runtime_log_format))
     if selection.mode == "off":
-        return 0
+        return Prepared(0)
     log = JsonLog(str(config.log_file), config.log_level, "runtime", container_id=cid, profile=selection.profile,
                   mode=selection.mode)
     marked = (selection.mode in LEARNING_MODES and marker is not None
               and leave_marker(marker, cid, runtime_root, selection, config, log))
+    relay: PrestartRelay | None = None
+    answer: Callable[[bytes], bool] | None = None
+
+    def refused(message: str) -> Prepared:
+        if relay is not None:
+            close_relay(relay.directory)
+        return Prepared(refuse(message, cid, runtime_log, runtime_log_format, marker if marked else None))
+
     try:
         modifiers = modifiers_for(selection, config, log)
         if selection.mode in LEARNING_MODES:
-            modifiers.insert(0, learn_hooks(config, selection, cid, spec, modifiers,
-                                            ("prestart",) if marked else HOOK_PHASES))
+            hooks, relay, answer = learn_hooks(config, selection, cid, spec, modifiers, marked)
+            modifiers.insert(0, hooks)
     except SyscageError as exc:
         log.error("container refused", error=str(exc))
-        return refuse(f"{exc}", cid, runtime_log, runtime_log_format, marker if marked else None)
+        return refused(str(exc))
     except (AttributeError, TypeError) as exc:  # e.g. "process": null
-        return refuse(f"{bundle}/config.json has a malformed section ({exc})", cid, runtime_log, runtime_log_format,
-                      marker if marked else None)
+        return refused(f"{bundle}/config.json has a malformed section ({exc})")
     if not modifiers:
-        return 0
+        return Prepared(0)
     from syscage.atomic import write_atomically
 
     path = Path(bundle) / "config.json"
@@ -74,13 +95,13 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         new_spec = apply(spec, modifiers)
         write_atomically(path, json.dumps(new_spec, indent=2).encode(), mode=os.stat(path).st_mode & 0o7777)
     except (AttributeError, TypeError) as exc:  # e.g. "hooks": null, or hooks.prestart not a list
-        return refuse(f"{bundle}/config.json has a malformed section ({exc})", cid, runtime_log, runtime_log_format,
-                      marker if marked else None)
+        return refused(f"{bundle}/config.json has a malformed section ({exc})")
     except OSError as exc:
-        return refuse(f"cannot rewrite {path}: {exc}", cid, runtime_log, runtime_log_format, marker if marked else None)
+        return refused(f"cannot rewrite {path}: {exc}")
     log.info("spec prepared", bundle=bundle, modifiers=[getattr(m, "__qualname__", str(m)) for m in modifiers],
-             run_recorded_at="delete" if marked else "poststop hook")
-    return 0
+             run_recorded_at="delete" if marked else "poststop hook",
+             prestart="relay" if relay else "syscage-hook" if selection.mode in LEARNING_MODES else None)
+    return Prepared(0, relay, answer)
 
 
 def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, config: Config,
@@ -116,17 +137,50 @@ def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifi
 
 
 def learn_hooks(config: Config, selection: Selection, container_id: str, spec: dict[str, Any],
-                modifiers: list[Modifier], phases: tuple[str, ...]) -> Modifier:
-    """The learn hooks; the prestart carries what the tracer needs (see syscage.hooks.fast_prestart),
-    taken from the spec as the other modifiers leave it."""
+                modifiers: list[Modifier], marked: bool
+                ) -> tuple[Modifier, PrestartRelay | None, Callable[[bytes], bool] | None]:
+    """The learn hooks, and the prestart relay with its answer when there is one.
+
+    What the tracer needs is taken from the spec as the other modifiers leave it. With a learning
+    marker (a `create`), the run is recorded at `delete`, so there is no poststop hook, and the prestart
+    is the relay if it can be set up. Otherwise the prestart is `syscage-hook prestart --prepared=...`
+    (see syscage.hooks.fast_prestart), with a poststop hook unless marked."""
     from syscage.hooks.fast_prestart import prepared_argument
     from syscage.oci import has_seccomp, no_new_privileges
 
     shaped = apply(spec, modifiers)
     watch = {"profile": selection.profile, "mode": selection.mode, "profile_defaulted": selection.profile_defaulted,
              "exec_mode": not has_seccomp(shaped), "no_new_privileges": no_new_privileges(shaped)}
+    relay = open_relay(str(config.run_dir), config.hook_timeout) if marked else None
+    if relay is not None:
+        return add_hook("prestart", relay.hook_entry()), relay, relay_answer(config, container_id, watch)
     prepared = prepared_argument(str(config.tracer_socket), container_id, watch)
-    return add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), phases, (prepared,))
+    phases = ("prestart",) if marked else HOOK_PHASES
+    return add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), phases, (prepared,)), None, None
+
+
+def relay_answer(config: Config, container_id: str, watch: dict[str, Any]) -> Callable[[bytes], bool]:
+    """Answers the relayed prestart: True once the tracer watches (or, with learn.on_tracer_error = run,
+    after a warning that the container runs untraced); False fails the container."""
+    def answer(raw: bytes) -> bool:
+        from syscage.console import say_error
+        from syscage.hooks.watch import ask_to_watch
+        from syscage.oci import parse_hook_state
+
+        try:
+            state = parse_hook_state(raw)
+            if state.container_id != container_id or state.pid is None:
+                raise SyscageError(f"the prestart state names container {state.container_id!r} (pid {state.pid})",
+                                   "report this: the runtime's state does not match its command line")
+            ask_to_watch(config, {"op": "watch", "container_id": container_id, "pid": state.pid, "via": "relay",
+                                  **watch}, "runtime")
+        except SyscageError as exc:
+            say_error(f"prestart for container {container_id}: {exc}")
+            JsonLog(str(config.log_file), config.log_level, "runtime").log(
+                "error", "prestart failed", container_id=container_id, profile=watch["profile"], error=str(exc))
+            return False
+        return True
+    return answer
 
 
 def enforce_modifiers(selection: Selection, config: Config, log: Any) -> list[Modifier]:

@@ -46,9 +46,16 @@ def main() -> None:
         if MARKER in raw:
             from syscage.shim.prepare import prepare_bundle
 
-            code = prepare_bundle(bundle, raw, container_id, find_global_option(args, "log"),
-                                  find_global_option(args, "log-format"), marker, root)
-            if code:
+            prepared = prepare_bundle(bundle, raw, container_id, find_global_option(args, "log"),
+                                      find_global_option(args, "log-format"), marker, root)
+            if prepared.code:
+                sys.exit(prepared.code)
+            if prepared.relay is not None and prepared.answer is not None:
+                from syscage.shim.relay import run_with_relay
+
+                code = run_with_relay(runtime, args, LOOP_GUARD, prepared.relay, prepared.answer)
+                if code and marker:
+                    remove_marker(marker)  # no container was created: nothing to record at delete
                 sys.exit(code)
     elif sub == "delete":
         container_id = find_operand(args, index)

@@ -39,7 +39,7 @@ def test_watch_request_carries_the_prepared_fields(tmp_path: Path) -> None:
     sock = tmp_path / "tracer.sock"
     got = serve_once(sock, {"ok": True, "slot": 0})
     assert watch_prepared(prepared_argument(str(sock), "c1", WATCH), state())
-    assert got == [{"op": "watch", "container_id": "c1", "pid": 42, "prepared": True, **WATCH}]
+    assert got == [{"op": "watch", "container_id": "c1", "pid": 42, "via": "prepared hook", **WATCH}]
 
 
 @pytest.mark.parametrize("raw", [b"not json", state(cid="other"), state(pid=0), state(pid="42"), b"[]"])

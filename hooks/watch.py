@@ -1,0 +1,31 @@
+"""Handing a starting container to the tracer, with learn.on_tracer_error applied: used by the prestart
+hook and by syscage-runtime's prestart relay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syscage.config import Config
+from syscage.console import say_warning
+from syscage.errors import SyscageError
+from syscage.jsonlog import JsonLog
+
+
+def ask_to_watch(config: Config, message: dict[str, Any], component: str) -> None:
+    """Returns once the tracer watches the container, or (policy "run") after a warning that it runs
+    untraced; raises SyscageError when the tracer fails and the policy is "fail"."""
+    from syscage.hooks.client import request_starting_tracer
+
+    container_id = message["container_id"]
+    try:
+        reply = request_starting_tracer(config, message)
+        if not reply.get("ok"):
+            raise SyscageError(str(reply.get("error")), "see the tracer's log")
+    except SyscageError as exc:
+        if config.on_tracer_error == "fail":
+            raise
+        JsonLog(str(config.log_file), config.log_level, component).log(
+            "warning", "container runs untraced", error=str(exc), phase="prestart", container_id=container_id,
+            profile=message.get("profile"), mode=message.get("mode"))
+        say_warning(f"container {container_id} runs untraced: {exc}; its run will be recorded as incomplete")
+    # success is logged by the tracer ("watching")
