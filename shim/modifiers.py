@@ -1,7 +1,8 @@
 """Spec modifiers: small `spec -> spec` functions, chosen from the mode and applied in order.
 
 Each returns a new spec and never mutates its input, so each can be tested alone and a failure
-part-way leaves nothing half-applied.
+part-way leaves nothing half-applied. They copy only the section they change (the rest is shared with
+the input): a deep copy of a whole spec, per modifier, was a measurable part of the wrapper's start path.
 """
 
 from __future__ import annotations
@@ -16,15 +17,33 @@ Modifier = Callable[[Spec], Spec]
 HOOK_PHASES = ("prestart", "poststop")
 
 
+def _with_section(spec: Spec, key: str) -> tuple[Spec, dict[str, Any]]:
+    """A shallow copy of `spec` whose `key` object is a fresh copy, returned for the caller to change."""
+    section = spec.get(key, {})
+    if not isinstance(section, dict):
+        raise TypeError(f"'{key}' is not an object")
+    out = dict(spec)
+    out[key] = dict(section)
+    return out, out[key]
+
+
+def _with_hook_list(spec: Spec, phase: str) -> tuple[Spec, list[Any]]:
+    out, hooks = _with_section(spec, "hooks")
+    entries = hooks.get(phase, [])
+    if not isinstance(entries, list):
+        raise TypeError(f"'hooks.{phase}' is not a list")
+    hooks[phase] = list(entries)
+    return out, hooks[phase]
+
+
 def add_learn_hooks(hook_path: str, timeout: int, env: list[str], phases: tuple[str, ...] = HOOK_PHASES,
                     prestart_args: tuple[str, ...] = ()) -> Modifier:
     """Add syscage-hook as a prestart and a poststop hook, or as the given ones (once, however often it
     is applied); prestart_args follow the phase in the prestart hook's arguments."""
     def modify(spec: Spec) -> Spec:
-        out = copy.deepcopy(spec)
-        hooks = out.setdefault("hooks", {})
+        out = spec
         for phase in phases:
-            entries = hooks.setdefault(phase, [])
+            out, entries = _with_hook_list(out, phase)
             if any(h.get("path") == hook_path and phase in h.get("args", []) for h in entries):
                 continue
             args = ["syscage-hook", phase, *(prestart_args if phase == "prestart" else ())]
@@ -39,8 +58,8 @@ def add_learn_hooks(hook_path: str, timeout: int, env: list[str], phases: tuple[
 def add_hook(phase: str, entry: dict[str, Any]) -> Modifier:
     """Append one hook entry to a phase."""
     def modify(spec: Spec) -> Spec:
-        out = copy.deepcopy(spec)
-        out.setdefault("hooks", {}).setdefault(phase, []).append(dict(entry))
+        out, entries = _with_hook_list(spec, phase)
+        entries.append(copy.deepcopy(entry))
         return out
     return modify
 
@@ -51,18 +70,18 @@ def ensure_filter_load(spec: Spec) -> Spec:
     An existing filter is kept (what it denies is never seen and stays denied); without one, an
     allow-all filter restricts nothing but gives the tracer its exact cut-over point.
     """
-    if isinstance(spec.get("linux", {}).get("seccomp"), dict):
+    out, linux = _with_section(spec, "linux")
+    if isinstance(linux.get("seccomp"), dict):
         return spec
-    out = copy.deepcopy(spec)
-    out.setdefault("linux", {})["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
     return out
 
 
 def set_seccomp(seccomp: dict[str, Any]) -> Modifier:
     """Replace linux.seccomp with the profile's filter."""
     def modify(spec: Spec) -> Spec:
-        out = copy.deepcopy(spec)
-        out.setdefault("linux", {})["seccomp"] = copy.deepcopy(seccomp)
+        out, linux = _with_section(spec, "linux")
+        linux["seccomp"] = copy.deepcopy(seccomp)
         return out
     return modify
 

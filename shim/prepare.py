@@ -93,7 +93,8 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     path = Path(bundle) / "config.json"
     try:
         new_spec = apply(spec, modifiers)
-        write_atomically(path, json.dumps(new_spec, indent=2).encode(), mode=os.stat(path).st_mode & 0o7777)
+        # Compact: with indent, json encodes in pure Python (~10x slower on a containerd spec).
+        write_atomically(path, json.dumps(new_spec).encode(), mode=os.stat(path).st_mode & 0o7777)
     except (AttributeError, TypeError) as exc:  # e.g. "hooks": null, or hooks.prestart not a list
         return refused(f"{bundle}/config.json has a malformed section ({exc})")
     except OSError as exc:
