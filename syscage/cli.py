@@ -90,7 +90,7 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
             p = store.read(name)
             assert p is not None
             rows.append({"name": name, "complete": p["complete"], "syscalls": len(p["syscalls"]),
-                         "runs": len(p["runs"]), "updated": p["updated"]})
+                         "runs": p.get("runs_total", len(p["runs"])), "updated": p["updated"]})
         except SyscageError as exc:
             rows.append({"name": name, "error": str(exc)})
     if args.json:
@@ -129,7 +129,9 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
         print(f"  {name:24} runs={entry['runs']:<4} {','.join(entry['sources']):20} last={entry['last_seen']}")
     if profile["unresolved_syscalls"]:
         print(f"unnamed syscall numbers (cannot be allowed): {', '.join(sorted(profile['unresolved_syscalls']))}")
-    print(f"runs ({len(profile['runs'])}):")
+    total = profile.get("runs_total", len(profile["runs"]))
+    shown = f"the last {len(profile['runs'])} of {total}" if total > len(profile["runs"]) else str(total)
+    print(f"runs ({shown}):")
     for run in profile["runs"]:
         state = "ok" if run["complete"] else "INCOMPLETE: " + "; ".join(run["problems"])
         print(f"  {run['stopped']} {run['container_id']:24} cutover={run['cutover']:8} "

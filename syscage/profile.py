@@ -24,6 +24,11 @@ SOURCE_RUNTIME_BASE = "runtime-base"
 # in the schema now so that version 1 profiles stay readable when they arrive.
 RESERVED_SECTIONS = ("files", "network", "capabilities", "arguments")
 
+# Run records kept in profile.json: the newest ones. Without a bound the file grows with every run, and
+# enforce reads it on every container start. What older runs saw stays in each syscall's provenance
+# (first_seen, last_seen, runs), and `runs_total` counts every run ever merged.
+MAX_RUN_RECORDS = 100
+
 
 @dataclass
 class Observation:
@@ -82,7 +87,8 @@ def merge(profile: dict[str, Any], obs: Observation, now: str) -> dict[str, Any]
         del run[bulky]
     run["complete"] = obs.complete
     run["syscall_count"] = len(observed)
-    out["runs"].append(run)
+    out["runs_total"] = int(out.get("runs_total", len(out["runs"]))) + 1
+    out["runs"] = [*out["runs"], run][-MAX_RUN_RECORDS:]
     if not obs.complete:
         out["complete"] = False
         out["incomplete_reasons"].extend(f"run of {obs.container_id} at {obs.stopped}: {p}" for p in obs.problems)

@@ -45,6 +45,7 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
         raise bad("'incomplete_reasons' holds something other than text")
     if not all(isinstance(r, dict) for r in doc["runs"]):
         raise bad("'runs' holds something other than run records")
-    if not isinstance(doc.get("revision", 0), int):
-        raise bad("'revision' is not a number")
+    for counter in ("revision", "runs_total"):
+        if not isinstance(doc.get(counter, 0), int) or isinstance(doc.get(counter, 0), bool):
+            raise bad(f"'{counter}' is not a number")
     return doc

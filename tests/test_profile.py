@@ -53,3 +53,18 @@ def test_check_profile_rejects_corruption() -> None:
             check_profile(broken, "web")
     with pytest.raises(SyscageError, match="newer"):
         check_profile({**good, "schema": 99}, "web")
+
+
+def test_run_records_are_bounded_and_the_total_kept() -> None:
+    from syscage.profile import MAX_RUN_RECORDS
+
+    profile = new_profile("web", "SCMP_ARCH_X86_64", "2026-01-01T00:00:00Z")
+    runs = MAX_RUN_RECORDS + 50
+    for i in range(runs):
+        profile = merge(profile, obs(f"c{i}", ["read"], f"2026-01-02T00:00:{i % 60:02d}Z"), "2026-01-02T00:00:00Z")
+    assert len(profile["runs"]) == MAX_RUN_RECORDS and profile["runs"][-1]["container_id"] == f"c{runs - 1}"
+    assert profile["runs"][0]["container_id"] == f"c{runs - MAX_RUN_RECORDS}"  # the oldest records went
+    assert profile["runs_total"] == runs and profile["syscalls"]["read"]["runs"] == runs
+    assert check_profile(profile, "web") is profile
+    with pytest.raises(SyscageError, match="runs_total"):
+        check_profile({**profile, "runs_total": "many"}, "web")
