@@ -96,8 +96,8 @@ def host_dd(b: Bench, count: int = COUNT, reps: int | None = None,
 
 
 def fleet(b: Bench, host: bool, memory: bool) -> list[Figure]:
-    """Host dd with no learner / 1 / 20 learners (in rounds), and with no tracer / an empty BPF program (the
-    floor); tracer RSS with 0 / 1 / 20 / 50 learners.
+    """Host dd with no learner / an empty BPF program on sys_enter (the floor) / 1 / 20 learners, in rounds, and
+    with no tracer at all (reference); tracer RSS with 0 / 1 / 20 / 50 learners.
     The dd figure is the loop's CPU time (user+sys): wall time on a shared 2-core host is mostly queueing noise."""
     wall: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
@@ -117,29 +117,25 @@ def fleet(b: Bench, host: bool, memory: bool) -> list[Figure]:
 
     empty = EmptySysEnterProgram() if host else None
 
-    def measure_floor() -> None:
-        """The baseline and the empty program in alternation: the floor's ratio comes from the same minutes."""
-        assert empty is not None
-        for _ in range(b.reps(3, 1)):
-            measure("no tracer", 1)
-            with empty:
-                measure("empty program", 1)
-
     if host:
         b.stop_tracer()
-        measure_floor()
+        measure("no tracer", b.reps(3, 1))
     b.warm_tracer()
     pid = b.tracer_pid()
     assert pid is not None
     sample_rss("0", pid, 1)
     bundle = b.bundle(["sleep", "600"], "learn", "bench-fleet")
     if host:
-        # 0, 1 and 20 learners in turn, several rounds: each ratio compares measurements of the same minutes,
-        # which a noisy shared host needs. With no learner the tracer runs idle, its sys_enter program detached.
+        # No learner, the empty program, 1 and 20 learners in turn, several rounds: each ratio compares
+        # measurements of the same minutes, which a noisy shared host needs (separate phases differ by ~10%).
+        # With no learner the tracer runs idle, its sys_enter program detached.
+        assert empty is not None
         for _ in range(b.reps(5, 1)):
             learners: list[str] = []
             try:
                 measure("no learner", 1)
+                with empty:
+                    measure("empty program", 1)
                 learners += b.detach_many(bundle, 1)
                 measure("1 learning", 1)
                 learners += b.detach_many(bundle, 19)
@@ -160,11 +156,9 @@ def fleet(b: Bench, host: bool, memory: bool) -> list[Figure]:
     figures = []
     if host:
         assert empty is not None
-        b.stop_tracer()
-        measure_floor()  # before and after: the baseline brackets the rounds
         empty.close()
         base = med(cpu["no learner"])
-        floor = med(cpu["empty program"]) / med(cpu["no tracer"])
+        floor = med(cpu["empty program"]) / base
         one, twenty = med(cpu["1 learning"]) / base, med(cpu["20 learning"]) / base
         detail = {"cpu_s": {k: summary(v) for k, v in cpu.items()}, "wall_s": {k: summary(v) for k, v in wall.items()},
                   "cpu_ratios_to_no_learner": {k: round(med(v) / base, 3) for k, v in cpu.items()},
@@ -182,7 +176,7 @@ def fleet(b: Bench, host: bool, memory: bool) -> list[Figure]:
                               min(cpu["20 learning"]) / low, f"<= host-1 (+{NO_WORSE_SLACK})",
                               twenty <= one + NO_WORSE_SLACK, detail))
         figures.append(Figure(5, "host-floor", "  floor: host dd with an empty BPF program on sys_enter / none",
-                              "x", floor, min(cpu["empty program"]) / min(cpu["no tracer"]), "- (reference)", None,
+                              "x", floor, min(cpu["empty program"]) / low, "- (reference)", None,
                               detail, f"any sys_enter tracer costs this much here; syscage with 1 learner is "
                                       f"{one / floor:.2f}x the floor"))
     if memory:
