@@ -130,6 +130,13 @@ def test_enforce_with_runc_directly(env: Env) -> None:
     spec = json.loads((enforced / "config.json").read_text())
     assert spec["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
     assert "hooks" not in spec and "apparmorProfile" not in spec["process"]
+    # The same bundle, switched to learn: it learns under its own (no) filter, not the enforced one.
+    spec["annotations"]["io.syscage.mode"] = "learn"
+    (enforced / "config.json").write_text(json.dumps(spec))
+    relearned = call(WRAPPER, "--root", str(env.runc_root), "run", "-b", str(enforced), env.name("c"))
+    assert relearned.returncode == 0 and relearned.stdout == "hi\n", relearned.stderr
+    assert "mkdir" in env.profile(name)["syscalls"]
+    assert json.loads((enforced / "config.json").read_text())["linux"]["seccomp"] == {"defaultAction": "SCMP_ACT_ALLOW"}
 
 
 def _wait_stopped(env: Env, cid: str) -> None:

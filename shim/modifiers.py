@@ -8,6 +8,7 @@ the input): a deep copy of a whole spec, per modifier, was a measurable part of 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,8 @@ Spec = dict[str, Any]
 Modifier = Callable[[Spec], Spec]
 
 HOOK_PHASES = ("prestart", "poststop")
+# Where set_seccomp keeps the bundle's own linux.seccomp (JSON; "null" for none), the first time it replaces it.
+ANNOTATION_OWN_SECCOMP = "io.syscage.own-seccomp"
 
 
 def _with_section(spec: Spec, key: str) -> tuple[Spec, dict[str, Any]]:
@@ -78,12 +81,39 @@ def ensure_filter_load(spec: Spec) -> Spec:
 
 
 def set_seccomp(seccomp: dict[str, Any]) -> Modifier:
-    """Replace linux.seccomp with the profile's filter."""
+    """Replace linux.seccomp with the profile's filter. The bundle's own filter is kept in an annotation the
+    first time, so that a bundle used again to learn (runc users reuse bundle directories) learns under its
+    own filter, not under the one an earlier enforce wrote into it (see restore_own_seccomp)."""
     def modify(spec: Spec) -> Spec:
         out, linux = _with_section(spec, "linux")
+        out, notes = _with_section(out, "annotations")
+        notes.setdefault(ANNOTATION_OWN_SECCOMP, json.dumps(linux.get("seccomp"), sort_keys=True))
         linux["seccomp"] = copy.deepcopy(seccomp)
         return out
     return modify
+
+
+def restore_own_seccomp(spec: Spec) -> Spec:
+    """Undo what set_seccomp wrote into this bundle on an earlier run: put its own filter back."""
+    notes = spec.get("annotations")
+    if not isinstance(notes, dict) or ANNOTATION_OWN_SECCOMP not in notes:
+        return spec
+    try:
+        own = json.loads(notes[ANNOTATION_OWN_SECCOMP])
+    except (TypeError, ValueError):
+        own = False
+    if own is not None and not isinstance(own, dict):
+        raise TypeError(f"annotation {ANNOTATION_OWN_SECCOMP} is not a JSON object or null")
+    out, linux = _with_section(spec, "linux")
+    out, notes = _with_section(out, "annotations")
+    del notes[ANNOTATION_OWN_SECCOMP]
+    if not notes:
+        del out["annotations"]  # as set_seccomp found it (an empty map means the same to a runtime)
+    if own is None:
+        linux.pop("seccomp", None)
+    else:
+        linux["seccomp"] = own
+    return out
 
 
 def complain_filter(seccomp: dict[str, Any]) -> dict[str, Any]:

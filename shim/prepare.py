@@ -22,6 +22,7 @@ from syscage.shim.modifiers import (
     apply,
     complain_filter,
     ensure_filter_load,
+    restore_own_seccomp,
     set_seccomp,
 )
 from syscage.shim.relay import PrestartRelay, close_relay, open_relay
@@ -127,14 +128,14 @@ def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifi
         return enforce_modifiers(selection, config, log)
     start_tracer_early(config)
     if selection.mode == "learn":
-        return [ensure_filter_load]
+        return [restore_own_seccomp, ensure_filter_load]
     assert selection.profile is not None
     try:
         seccomp = enforceable_seccomp(selection.profile, config)
     except Unenforceable as exc:
         log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
-        return [ensure_filter_load]
-    return [set_seccomp(complain_filter(seccomp))]
+        return [restore_own_seccomp, ensure_filter_load]
+    return [restore_own_seccomp, set_seccomp(complain_filter(seccomp))]
 
 
 def learn_hooks(config: Config, selection: Selection, container_id: str, spec: dict[str, Any],

@@ -129,3 +129,28 @@ def test_marker_round_trip_and_foreign_markers(tmp_path: Path) -> None:
     remove_marker(path)
     remove_marker(path)  # gone already: no error
     assert not Path(path).exists()
+
+
+def test_a_reused_bundle_learns_under_its_own_filter(spec: dict) -> None:
+    """enforce writes the profile's filter into the bundle; learning with that bundle again must not learn
+    under it (nothing it denies could ever be learned)."""
+    from syscage.shim.modifiers import ANNOTATION_OWN_SECCOMP, restore_own_seccomp
+
+    original = copy.deepcopy(spec)
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    enforced = apply(spec, [set_seccomp(profile)])
+    twice = apply(enforced, [set_seccomp(profile)])  # enforced again: the bundle's own filter is still the one kept
+    assert twice["annotations"][ANNOTATION_OWN_SECCOMP] == enforced["annotations"][ANNOTATION_OWN_SECCOMP]
+    restored = apply(twice, [restore_own_seccomp])
+    assert restored == original
+    assert spec == original
+    assert apply(original, [restore_own_seccomp]) is original  # nothing to undo
+
+
+def test_a_bad_own_seccomp_annotation_is_refused(spec: dict) -> None:
+    from syscage.shim.modifiers import ANNOTATION_OWN_SECCOMP, restore_own_seccomp
+
+    for bad in ("{not json", "[1, 2]", "7"):
+        hostile = {**spec, "annotations": {**spec.get("annotations", {}), ANNOTATION_OWN_SECCOMP: bad}}
+        with pytest.raises(TypeError, match=ANNOTATION_OWN_SECCOMP):
+            restore_own_seccomp(hostile)
