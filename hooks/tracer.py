@@ -145,7 +145,7 @@ class Tracer:
             return {"ok": False, "error": f"could not record the run in profile {profile}: {exc}"}
         log.info("run recorded", syscalls=len(obs.syscalls), cutover=obs.cutover, complete=obs.complete,
                  problems=obs.problems, counters=obs.counters, profile_syscalls=len(merged["syscalls"]),
-                 runs=len(merged["runs"]))
+                 runs=merged.get("runs_total", len(merged["runs"])))
         return {"ok": True, "complete": obs.complete, "problems": obs.problems, "syscalls": len(obs.syscalls),
                 "cutover": obs.cutover, "profile_syscalls": len(merged["syscalls"]), "instance": self.instance}
 

@@ -3,6 +3,7 @@ hook and by syscage-runtime's prestart relay."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from syscage.config import Config
@@ -11,9 +12,10 @@ from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
 
 
-def ask_to_watch(config: Config, message: dict[str, Any], component: str) -> None:
+def ask_to_watch(config: Config, message: dict[str, Any], component: str,
+                 warn: Callable[[str], None] | None = None) -> None:
     """Returns once the tracer watches the container, or (policy "run") after a warning that it runs
-    untraced; raises SyscageError when the tracer fails and the policy is "fail"."""
+    untraced (say_warning, or `warn`); raises SyscageError when the tracer fails and the policy is "fail"."""
     from syscage.hooks.client import request_starting_tracer
 
     container_id = message["container_id"]
@@ -27,5 +29,8 @@ def ask_to_watch(config: Config, message: dict[str, Any], component: str) -> Non
         JsonLog(str(config.log_file), config.log_level, component).log(
             "warning", "container runs untraced", error=str(exc), phase="prestart", container_id=container_id,
             profile=message.get("profile"), mode=message.get("mode"))
-        say_warning(f"container {container_id} runs untraced: {exc}; its run will be recorded as incomplete")
+        if warn is not None:
+            warn(f"runs untraced: {exc}; its run will be recorded as incomplete")
+        else:
+            say_warning(f"container {container_id} runs untraced: {exc}; its run will be recorded as incomplete")
     # success is logged by the tracer ("watching")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from integration.conftest import VENV_BIN, Env, write_config
-from syscage.shim.markers import marker_path
+from syscage.shim.markers import marker_path, write_marker
 
 WRAPPER = str(VENV_BIN / "syscage-runtime")
 
@@ -130,6 +130,7 @@ def test_enforce_with_runc_directly(env: Env) -> None:
     spec = json.loads((enforced / "config.json").read_text())
     assert spec["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
     assert "hooks" not in spec and "apparmorProfile" not in spec["process"]
+    assert json.loads((enforced / ".syscage-own-seccomp.json").read_text())["own"] is None  # the bundle had none
     # The same bundle, switched to learn: it learns under its own (no) filter, not the enforced one.
     spec["annotations"]["io.syscage.mode"] = "learn"
     (enforced / "config.json").write_text(json.dumps(spec))
@@ -137,6 +138,7 @@ def test_enforce_with_runc_directly(env: Env) -> None:
     assert relearned.returncode == 0 and relearned.stdout == "hi\n", relearned.stderr
     assert "mkdir" in env.profile(name)["syscalls"]
     assert json.loads((enforced / "config.json").read_text())["linux"]["seccomp"] == {"defaultAction": "SCMP_ACT_ALLOW"}
+    assert not (enforced / ".syscage-own-seccomp.json").exists()  # put back, so forgotten
 
 
 def _wait_stopped(env: Env, cid: str) -> None:
@@ -172,12 +174,16 @@ def test_relayed_prestart_follows_on_tracer_error(env: Env, policy: str) -> None
     runc_root = ["--root", str(env.runc_root)]
     environment = {**os.environ, "SYSCAGE_CONFIG": str(config)}
     try:
-        created = call(WRAPPER, *runc_root, "create", "--bundle", str(bundle), cid, env=environment)
+        runtime_log = root / "runc.log"
+        created = call(WRAPPER, *runc_root, "--log", str(runtime_log), "create", "--bundle", str(bundle), cid,
+                       env=environment)
         marker = marker_path(str(root / "run"), str(env.runc_root), cid)
         assert marker
         if policy == "fail":
             assert created.returncode != 0
             assert "tracer did not answer" in created.stderr
+            # containerd reads the runtime's --log for the error (the runtime's stderr is the container's)
+            assert "tracer did not answer" in runtime_log.read_text()
             assert call("runc", *runc_root, "state", cid).returncode != 0  # no container
             assert not Path(marker).exists()
             return
@@ -201,3 +207,37 @@ def _stop_tracer_of(run_dir: Path) -> None:
             return
         except (FileNotFoundError, ValueError, ProcessLookupError):
             time.sleep(0.1)
+
+
+def test_a_bundle_reused_after_a_learning_create(env: Env) -> None:
+    """Hooks a learning create wrote stay in the bundle: a later run without syscage (the relay's FIFOs long
+    gone) still works, and a later learning create replaces them instead of piling them up."""
+    name = env.name("reuse")
+    bundle = learning_bundle(env, name, ["true"])
+    root = ["--root", str(env.runc_root)]
+    for _ in range(2):
+        cid = env.name("c")
+        assert call(WRAPPER, *root, "create", "--bundle", str(bundle), cid).returncode == 0
+        spec = json.loads((bundle / "config.json").read_text())
+        assert len(spec["hooks"]["prestart"]) == 1 and "poststop" not in spec["hooks"]
+        assert call(WRAPPER, *root, "start", cid).returncode == 0
+        _wait_stopped(env, cid)
+        assert call(WRAPPER, *root, "delete", cid).returncode == 0
+    assert env.profile(name)["runs_total"] == 2
+    spec = json.loads((bundle / "config.json").read_text())
+    del spec["annotations"]["io.syscage.mode"]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    plain = call("runc", *root, "run", "--bundle", str(bundle), env.name("c"))
+    assert plain.returncode == 0, plain.stderr  # the stale relay hook does nothing
+
+
+def test_a_stale_marker_records_nothing(env: Env) -> None:
+    """A marker left by a crash, for a container that does not exist: delete neither records nor fails."""
+    name, cid = env.name("stale"), env.name("c")
+    marker = marker_path(str(env.run_dir), str(env.runc_root), cid)
+    assert marker
+    write_marker(marker, cid, str(env.runc_root), name, "learn", str(env.run_dir / "tracer.sock"), 30)
+    wrapped = call(WRAPPER, "--root", str(env.runc_root), "delete", "--force", cid)
+    plain = call("runc", "--root", str(env.runc_root), "delete", "--force", cid)
+    assert wrapped.returncode == plain.returncode
+    assert not Path(marker).exists() and not (env.store / "profiles" / name).exists()

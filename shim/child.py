@@ -1,33 +1,63 @@
 """Running the real runtime as a child, for the two calls where syscage-runtime has work to do after it
-starts (a learning `create`: the prestart relay) or ends (a learning `delete`: recording the run)."""
+starts (a learning `create`: the prestart relay) or ends (a learning `delete`: recording the run).
+
+For its caller the child must behave as if syscage-runtime had exec'd it: it dies with us (a shim that
+kills its runtime on a timeout kills us), the signals we get are passed on, and we end the way it ended,
+by the same signal if a signal ended it.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+PR_SET_PDEATHSIG = 1
 
 
 def spawn_runtime(runtime: str, args: list[str], loop_guard: str) -> int:
-    """Start the real runtime with our argv and stdio; its pid."""
+    """Start the real runtime with our argv and stdio; its pid. Our signals are forwarded to it."""
+    import ctypes  # here: only these two calls pay its import
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:  # we died before prctl took effect
+                os._exit(137)
+            for signum in FORWARDED:
+                signal.signal(signum, signal.SIG_DFL)
             os.environ[loop_guard] = "1"
             os.execv(runtime, [runtime, *args])
         except OSError as exc:
             sys.stderr.write(f"syscage-runtime: error: cannot run the real runtime {runtime}: {exc.strerror}; "
                              "set runtime.path in the syscage config\n")
         os._exit(127)
+    for signum in FORWARDED:
+        signal.signal(signum, lambda received, _frame: os.kill(pid, received))
     return pid
 
 
 def wait_runtime(pid: int) -> int:
-    """Its exit code (128 + signal if it was killed), as a shell would report it."""
+    """Its exit code, or minus the signal that killed it (os.waitstatus_to_exitcode); see exit_like()."""
     while True:
         try:
             _, status = os.waitpid(pid, 0)
-            break
+            return os.waitstatus_to_exitcode(status)
         except InterruptedError:
             continue
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+
+
+def exit_like(code: int) -> None:
+    """End this process as the runtime ended: with its exit code, or killed by the same signal."""
+    if code < 0:
+        signum = -code
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        code = 128 + signum  # a signal whose default action does not end the process
+    sys.exit(code)

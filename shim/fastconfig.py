@@ -23,18 +23,19 @@ KIND = "keys"
 def read_keys() -> dict[tuple[str, str], str]:
     path = os.environ.get("SYSCAGE_CONFIG") or DEFAULT_CONFIG
     try:
-        signature = configcache.signature(path)
+        with open(path, "rb") as f:
+            text = f.read()
     except OSError:
         return dict(DEFAULTS)
     cache = configcache.cache_path(path, KIND)
-    values = _from_cache(configcache.read_cache(cache, signature))
+    values = _from_cache(configcache.read_cache(cache, text))
     if values is None:
-        values = _parse(path)
+        values = _parse(path, text)
         if values is None:
             return dict(DEFAULTS)
         body = f"{values[('runtime', 'path')]}\n{values[('paths', 'run_dir')]}\n"
         if body.count("\n") == 2:  # a newline inside a value would shift the lines: never cache that
-            configcache.write_cache(cache, signature, body)
+            configcache.write_cache(cache, text, body)
     return values
 
 
@@ -45,14 +46,9 @@ def _from_cache(body: str | None) -> dict[tuple[str, str], str] | None:
     return {("runtime", "path"): lines[0], ("paths", "run_dir"): lines[1]}
 
 
-def _parse(path: str) -> dict[tuple[str, str], str] | None:
-    """The values, or None (after a warning) for a config that cannot be read: that is never cached."""
+def _parse(path: str, raw: bytes) -> dict[tuple[str, str], str] | None:
+    """The values, or None (after a warning) for a config that cannot be parsed: that is never cached."""
     values = dict(DEFAULTS)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
     if not any(f"[{table}]".encode() in raw for table, _ in DEFAULTS):
         return values
     try:

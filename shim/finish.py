@@ -7,25 +7,26 @@ failing poststop hook."""
 
 from __future__ import annotations
 
-import os
-
 from syscage.console import say_error, say_warning
 from syscage.shim.child import spawn_runtime, wait_runtime
-from syscage.shim.markers import read_marker, remove_marker
+from syscage.shim.markers import claim_marker, container_exists, read_marker, remove_marker
 
 
 def delete_and_record(runtime: str, args: list[str], marker: str, container_id: str,
                       runtime_root: str | None, loop_guard: str) -> int:
+    """The runtime's exit code (minus a signal that killed it, for child.exit_like)."""
     code = wait_runtime(spawn_runtime(runtime, args, loop_guard))
-    if code != 0:
-        if runtime_root and not os.path.exists(os.path.join(runtime_root, container_id)):
-            remove_marker(marker)  # the runtime has no such container (any more): nothing to record
-        return code  # still there (e.g. running, without --force): the next delete records it
-    learning = read_marker(marker, container_id, runtime_root)
-    remove_marker(marker)
+    if container_exists(runtime, runtime_root, container_id):
+        return code  # not deleted (e.g. still running, without --force): the next delete records it
+    # Gone, whatever the exit code says (runc removes its state before it reports some errors).
+    claimed = claim_marker(marker)
+    if claimed is None:
+        return code  # a concurrent delete took it
+    learning = read_marker(claimed, container_id, runtime_root)
+    remove_marker(claimed)
     if learning is None:
         say_error(f"container {container_id}: unreadable learning marker {marker}; its run is not recorded "
-                  "(the tracer saves it as incomplete once its grace time has passed)")
+                  "(the tracer saves it as incomplete once tracer.orphan_grace has passed)")
         return code
     record(runtime, container_id, learning)
     return code

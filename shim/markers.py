@@ -17,8 +17,9 @@ def marker_path(run_dir: str, runtime_root: str | None, container_id: str | None
     """Where the marker of this container lives, or None for an id that is not a plain file name."""
     if not container_id or container_id.startswith(".") or "/" in container_id or "\0" in container_id:
         return None
-    # Container ids are unique per runtime root (containerd uses one per namespace).
-    root_key = (runtime_root or "default").replace("%", "%25").replace("/", "%2F")
+    # Container ids are unique per runtime root (containerd uses one per namespace). The prefix keeps a
+    # root of "." or ".." from naming a directory above ours.
+    root_key = "root=" + runtime_root.replace("%", "%25").replace("/", "%2F") if runtime_root else "default"
     if len(container_id) > 200 or len(root_key) > 200:
         return None
     return os.path.join(run_dir, LEARNING_DIR, root_key, container_id)
@@ -57,6 +58,22 @@ def read_marker(path: str, container_id: str, runtime_root: str | None) -> dict[
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         return None
     return doc
+
+
+def container_exists(runtime: str, runtime_root: str | None, container_id: str) -> bool:
+    """Whether the runtime has state for this container (runc and crun keep <root>/<id>/)."""
+    root = runtime_root or ("/run/crun" if os.path.basename(runtime).startswith("crun") else "/run/runc")
+    return os.path.isdir(os.path.join(root, container_id))
+
+
+def claim_marker(path: str) -> str | None:
+    """Take the marker for recording (rename): of two concurrent deletes, one records. The claimed path."""
+    claimed = f"{path}.claimed.{os.getpid()}"
+    try:
+        os.rename(path, claimed)
+    except OSError:
+        return None
+    return claimed
 
 
 def remove_marker(path: str) -> None:

@@ -8,7 +8,6 @@ the input): a deep copy of a whole spec, per modifier, was a measurable part of 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +15,8 @@ Spec = dict[str, Any]
 Modifier = Callable[[Spec], Spec]
 
 HOOK_PHASES = ("prestart", "poststop")
-# Where set_seccomp keeps the bundle's own linux.seccomp (JSON; "null" for none), the first time it replaces it.
-ANNOTATION_OWN_SECCOMP = "io.syscage.own-seccomp"
+HOOK_NAME = "syscage-hook"  # args[0] of every syscage-hook entry
+RELAY_TAG = "syscage-prestart-relay"  # args[3] of a relay entry: sh -c SCRIPT TAG STATE VERDICT
 
 
 def _with_section(spec: Spec, key: str) -> tuple[Spec, dict[str, Any]]:
@@ -49,7 +48,7 @@ def add_learn_hooks(hook_path: str, timeout: int, env: list[str], phases: tuple[
             out, entries = _with_hook_list(out, phase)
             if any(h.get("path") == hook_path and phase in h.get("args", []) for h in entries):
                 continue
-            args = ["syscage-hook", phase, *(prestart_args if phase == "prestart" else ())]
+            args = [HOOK_NAME, phase, *(prestart_args if phase == "prestart" else ())]
             entry: dict[str, Any] = {"path": hook_path, "args": args, "timeout": timeout}
             if env:
                 entry["env"] = list(env)
@@ -67,6 +66,33 @@ def add_hook(phase: str, entry: dict[str, Any]) -> Modifier:
     return modify
 
 
+def _is_syscage_hook(entry: object) -> bool:
+    args = entry.get("args") if isinstance(entry, dict) else None
+    return isinstance(args, list) and bool(args) and (args[0] == HOOK_NAME or args[3:4] == [RELAY_TAG])
+
+
+def drop_syscage_hooks(spec: Spec) -> Spec:
+    """Remove the hooks syscage wrote on an earlier run of this bundle: the wrapper adds what this run
+    needs, and a stale relay hook names FIFOs that are gone."""
+    hooks = spec.get("hooks")
+    if not isinstance(hooks, dict):
+        return spec
+    stale = [phase for phase, entries in hooks.items()
+             if isinstance(entries, list) and any(_is_syscage_hook(e) for e in entries)]
+    if not stale:
+        return spec
+    out, kept = _with_section(spec, "hooks")
+    for phase in stale:
+        remaining = [e for e in hooks[phase] if not _is_syscage_hook(e)]
+        if remaining:
+            kept[phase] = remaining
+        else:
+            del kept[phase]
+    if not kept:
+        del out["hooks"]
+    return out
+
+
 def ensure_filter_load(spec: Spec) -> Spec:
     """Learning cuts over where the runtime loads the container's filter: make sure there is one.
 
@@ -80,40 +106,17 @@ def ensure_filter_load(spec: Spec) -> Spec:
     return out
 
 
-def set_seccomp(seccomp: dict[str, Any]) -> Modifier:
-    """Replace linux.seccomp with the profile's filter. The bundle's own filter is kept in an annotation the
-    first time, so that a bundle used again to learn (runc users reuse bundle directories) learns under its
-    own filter, not under the one an earlier enforce wrote into it (see restore_own_seccomp)."""
+def set_seccomp(seccomp: dict[str, Any] | None) -> Modifier:
+    """Replace linux.seccomp with `seccomp` (the profile's filter, or a bundle's own one put back); None
+    removes it."""
     def modify(spec: Spec) -> Spec:
         out, linux = _with_section(spec, "linux")
-        out, notes = _with_section(out, "annotations")
-        notes.setdefault(ANNOTATION_OWN_SECCOMP, json.dumps(linux.get("seccomp"), sort_keys=True))
-        linux["seccomp"] = copy.deepcopy(seccomp)
+        if seccomp is None:
+            linux.pop("seccomp", None)
+        else:
+            linux["seccomp"] = copy.deepcopy(seccomp)
         return out
     return modify
-
-
-def restore_own_seccomp(spec: Spec) -> Spec:
-    """Undo what set_seccomp wrote into this bundle on an earlier run: put its own filter back."""
-    notes = spec.get("annotations")
-    if not isinstance(notes, dict) or ANNOTATION_OWN_SECCOMP not in notes:
-        return spec
-    try:
-        own = json.loads(notes[ANNOTATION_OWN_SECCOMP])
-    except (TypeError, ValueError):
-        own = False
-    if own is not None and not isinstance(own, dict):
-        raise TypeError(f"annotation {ANNOTATION_OWN_SECCOMP} is not a JSON object or null")
-    out, linux = _with_section(spec, "linux")
-    out, notes = _with_section(out, "annotations")
-    del notes[ANNOTATION_OWN_SECCOMP]
-    if not notes:
-        del out["annotations"]  # as set_seccomp found it (an empty map means the same to a runtime)
-    if own is None:
-        linux.pop("seccomp", None)
-    else:
-        linux["seccomp"] = own
-    return out
 
 
 def complain_filter(seccomp: dict[str, Any]) -> dict[str, Any]:

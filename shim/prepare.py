@@ -14,6 +14,7 @@ from syscage.config import Config, load_config
 from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
 from syscage.oci import Selection, select, spec_annotations
+from syscage.shim import ownfilter
 from syscage.shim.modifiers import (
     HOOK_PHASES,
     Modifier,
@@ -21,8 +22,8 @@ from syscage.shim.modifiers import (
     add_learn_hooks,
     apply,
     complain_filter,
+    drop_syscage_hooks,
     ensure_filter_load,
-    restore_own_seccomp,
     set_seccomp,
 )
 from syscage.shim.relay import PrestartRelay, close_relay, open_relay
@@ -71,6 +72,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
               and leave_marker(marker, cid, runtime_root, selection, config, log))
     relay: PrestartRelay | None = None
     answer: Callable[[bytes], bool] | None = None
+    tell = RuntimeLog(cid, runtime_log, runtime_log_format)
 
     def refused(message: str) -> Prepared:
         if relay is not None:
@@ -78,24 +80,30 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         return Prepared(refuse(message, cid, runtime_log, runtime_log_format, marker if marked else None))
 
     try:
-        modifiers = modifiers_for(selection, config, log)
+        own = ownfilter.recall(bundle, spec)
+        modifiers, replaces_filter = modifiers_for(selection, config, log, own)
+        # Hooks an earlier run of this bundle left (runc users reuse bundle directories) go first.
+        modifiers.insert(0, drop_syscage_hooks)
         if selection.mode in LEARNING_MODES:
-            hooks, relay, answer = learn_hooks(config, selection, cid, spec, modifiers, marked)
-            modifiers.insert(0, hooks)
+            hooks, relay, answer = learn_hooks(config, selection, cid, spec, modifiers, marked, tell)
+            modifiers.append(hooks)
     except SyscageError as exc:
         log.error("container refused", error=str(exc))
         return refused(str(exc))
     except (AttributeError, TypeError) as exc:  # e.g. "process": null
         return refused(f"{bundle}/config.json has a malformed section ({exc})")
-    if not modifiers:
-        return Prepared(0)
     from syscage.atomic import write_atomically
 
     path = Path(bundle) / "config.json"
     try:
         new_spec = apply(spec, modifiers)
-        # Compact: with indent, json encodes in pure Python (~10x slower on a containerd spec).
-        write_atomically(path, json.dumps(new_spec).encode(), mode=os.stat(path).st_mode & 0o7777)
+        if new_spec != spec:
+            if replaces_filter:
+                ownfilter.remember(bundle, spec, new_spec)
+            # Compact: with indent, json encodes in pure Python (~10x slower on a containerd spec).
+            write_atomically(path, json.dumps(new_spec).encode(), mode=os.stat(path).st_mode & 0o7777)
+            if own[0] and not replaces_filter:
+                ownfilter.forget(bundle)  # the bundle's own filter is back in config.json
     except (AttributeError, TypeError) as exc:  # e.g. "hooks": null, or hooks.prestart not a list
         return refused(f"{bundle}/config.json has a malformed section ({exc})")
     except OSError as exc:
@@ -122,24 +130,31 @@ def leave_marker(marker: str, container_id: str, runtime_root: str | None, selec
     return True
 
 
-def modifiers_for(selection: Selection, config: Config, log: Any) -> list[Modifier]:
-    """The spec modifiers of the mode; learning modes also get learn_hooks(), put first by the caller."""
+def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[bool, dict[str, Any] | None]
+                  ) -> tuple[list[Modifier], bool]:
+    """The spec modifiers of the mode (learning modes also get learn_hooks(), added by the caller), and
+    whether they put the profile's filter in place of the bundle's.
+
+    own: what ownfilter.recall() found: learning puts the bundle's own filter back first."""
     if selection.mode == "enforce":
-        return enforce_modifiers(selection, config, log)
+        modifiers = enforce_modifiers(selection, config, log)
+        return modifiers, bool(modifiers)
     start_tracer_early(config)
+    known, own_filter = own
+    back = [set_seccomp(own_filter)] if known else []
     if selection.mode == "learn":
-        return [restore_own_seccomp, ensure_filter_load]
+        return [*back, ensure_filter_load], False
     assert selection.profile is not None
     try:
         seccomp = enforceable_seccomp(selection.profile, config)
     except Unenforceable as exc:
         log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
-        return [restore_own_seccomp, ensure_filter_load]
-    return [restore_own_seccomp, set_seccomp(complain_filter(seccomp))]
+        return [*back, ensure_filter_load], False
+    return [set_seccomp(complain_filter(seccomp))], True
 
 
 def learn_hooks(config: Config, selection: Selection, container_id: str, spec: dict[str, Any],
-                modifiers: list[Modifier], marked: bool
+                modifiers: list[Modifier], marked: bool, tell: RuntimeLog
                 ) -> tuple[Modifier, PrestartRelay | None, Callable[[bytes], bool] | None]:
     """The learn hooks, and the prestart relay with its answer when there is one.
 
@@ -155,17 +170,18 @@ def learn_hooks(config: Config, selection: Selection, container_id: str, spec: d
              "exec_mode": not has_seccomp(shaped), "no_new_privileges": no_new_privileges(shaped)}
     relay = open_relay(str(config.run_dir), config.hook_timeout) if marked else None
     if relay is not None:
-        return add_hook("prestart", relay.hook_entry()), relay, relay_answer(config, container_id, watch)
+        return add_hook("prestart", relay.hook_entry()), relay, relay_answer(config, container_id, watch, tell)
     prepared = prepared_argument(str(config.tracer_socket), container_id, watch)
     phases = ("prestart",) if marked else HOOK_PHASES
     return add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), phases, (prepared,)), None, None
 
 
-def relay_answer(config: Config, container_id: str, watch: dict[str, Any]) -> Callable[[bytes], bool]:
+def relay_answer(config: Config, container_id: str, watch: dict[str, Any], tell: RuntimeLog
+                 ) -> Callable[[bytes], bool]:
     """Answers the relayed prestart: True once the tracer watches (or, with learn.on_tracer_error = run,
-    after a warning that the container runs untraced); False fails the container."""
+    after a warning that the container runs untraced); False fails the container. What it has to say
+    goes to stderr and to the runtime's --log: for a containerd `create`, stderr is the container's."""
     def answer(raw: bytes) -> bool:
-        from syscage.console import say_error
         from syscage.hooks.watch import ask_to_watch
         from syscage.oci import parse_hook_state
 
@@ -175,9 +191,9 @@ def relay_answer(config: Config, container_id: str, watch: dict[str, Any]) -> Ca
                 raise SyscageError(f"the prestart state names container {state.container_id!r} (pid {state.pid})",
                                    "report this: the runtime's state does not match its command line")
             ask_to_watch(config, {"op": "watch", "container_id": container_id, "pid": state.pid, "via": "relay",
-                                  **watch}, "runtime")
+                                  **watch}, "runtime", warn=tell.warning)
         except SyscageError as exc:
-            say_error(f"prestart for container {container_id}: {exc}")
+            tell.error(f"prestart: {exc}")
             JsonLog(str(config.log_file), config.log_level, "runtime").log(
                 "error", "prestart failed", container_id=container_id, profile=watch["profile"], error=str(exc))
             return False
@@ -254,26 +270,44 @@ def hook_env() -> list[str]:
     return [f"SYSCAGE_CONFIG={os.environ['SYSCAGE_CONFIG']}"] if os.environ.get("SYSCAGE_CONFIG") else []
 
 
+class RuntimeLog:
+    """One line for the operator: on stderr, and in the runtime's --log file, where containerd looks for
+    a runtime's error (a containerd `create` gives the runtime the container's own stdio)."""
+
+    def __init__(self, container_id: str, path: str | None, log_format: str | None) -> None:
+        self.container_id, self.path, self.format = container_id, path, log_format
+
+    def error(self, message: str) -> None:
+        self._say("error", message)
+
+    def warning(self, message: str) -> None:
+        self._say("warning", message)
+
+    def _say(self, level: str, message: str) -> None:
+        line = f"syscage: {level}: container {self.container_id}: {message}"
+        sys.stderr.write(line + "\n")
+        if not self.path:
+            return
+        try:
+            with open(self.path, "a") as f:
+                if self.format == "json":
+                    from datetime import UTC, datetime
+
+                    stamp = datetime.now(UTC).isoformat()
+                    f.write(json.dumps({"level": level, "msg": line, "time": stamp}) + "\n")
+                else:
+                    f.write(line + "\n")
+        except OSError:
+            return
+
+
 def refuse(message: str, container_id: str, runtime_log: str | None, runtime_log_format: str | None,
            marker: str | None = None) -> int:
-    """One line on stderr, and the same in the runtime's log file, which containerd reads for the error.
-    A learning marker already left for this container is taken back: the container will not exist."""
+    """One line on stderr and in the runtime's log; a learning marker already left for this container is
+    taken back: the container will not exist."""
     if marker:
         from syscage.shim.markers import remove_marker
 
         remove_marker(marker)
-    line = f"syscage: error: container {container_id}: {message}"
-    sys.stderr.write(line + "\n")
-    if runtime_log:
-        try:
-            with open(runtime_log, "a") as f:
-                if runtime_log_format == "json":
-                    from datetime import UTC, datetime
-
-                    stamp = datetime.now(UTC).isoformat()
-                    f.write(json.dumps({"level": "error", "msg": line, "time": stamp}) + "\n")
-                else:
-                    f.write(line + "\n")
-        except OSError:
-            pass
+    RuntimeLog(container_id, runtime_log, runtime_log_format).error(message)
     return 1

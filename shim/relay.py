@@ -15,15 +15,21 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from syscage.shim.child import spawn_runtime, wait_runtime
+from syscage.shim.modifiers import RELAY_TAG
 
 SHELL = "/bin/sh"
-# $1: the state FIFO, $2: the verdict FIFO. `read` fails at EOF: no verdict means failure.
-HOOK_SCRIPT = 'cat > "$1" && IFS= read -r verdict < "$2" && [ "$verdict" = ok ]'
+# $1: the state FIFO, $2: the verdict FIFO. Both FIFOs are opened by the shell itself (exec, and the
+# redirection of the builtin `read`), never by a forked child: if syscage-runtime is gone, the runtime's
+# hook timeout kills the one process that waits, and nothing is left holding the runtime's pipes. `read`
+# fails at EOF: no verdict means failure. A hook left in a reused bundle whose FIFOs are gone does nothing.
+HOOK_SCRIPT = ('[ -p "$1" ] || exit 0; exec 3>"$1" && cat >&3 && exec 3>&- && '
+               'IFS= read -r verdict < "$2" && [ "$verdict" = ok ]')
 HOOK_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # runtimes give hooks no PATH
 RELAY_DIR = "relay"
 
@@ -35,7 +41,7 @@ class PrestartRelay(NamedTuple):
     timeout: int
 
     def hook_entry(self) -> dict[str, Any]:
-        return {"path": SHELL, "args": ["sh", "-c", HOOK_SCRIPT, "syscage-prestart-relay", self.state_fifo,
+        return {"path": SHELL, "args": ["sh", "-c", HOOK_SCRIPT, RELAY_TAG, self.state_fifo,
                                         self.verdict_fifo], "timeout": self.timeout, "env": [HOOK_PATH]}
 
 
@@ -66,9 +72,10 @@ def close_relay(directory: str) -> None:
 
 def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: PrestartRelay,
                    answer: Callable[[bytes], bool]) -> int:
-    """Run the runtime's `create`, answering its prestart hook with answer(state); the runtime's exit code."""
+    """Run the runtime's `create`, answering its prestart hook with answer(state); the runtime's exit code
+    (minus a signal that killed it, for child.exit_like)."""
     try:
-        # Opened before the runtime starts, so the hook's `cat > state` never waits for a reader. The
+        # Opened before the runtime starts, so the hook's `exec 3>state` never waits for a reader. The
         # verdict FIFO is opened read-write: that never blocks, and keeps "ok" in the pipe until the
         # hook reads it.
         state_fd = os.open(relay.state_fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -79,8 +86,13 @@ def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: Presta
     try:
         child = spawn_runtime(runtime, args, loop_guard)
         state = _read_state(state_fd, child, relay.timeout)
+        verdict = False
         if state is not None:
-            os.write(verdict_fd, b"ok\n" if answer(state) else b"fail\n")
+            try:
+                verdict = answer(state)
+            except Exception as exc:
+                sys.stderr.write(f"syscage-runtime: error: prestart relay: {exc!r}\n")
+        os.write(verdict_fd, b"ok\n" if verdict else b"fail\n")
         return wait_runtime(child)
     finally:
         os.close(state_fd)
@@ -90,13 +102,17 @@ def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: Presta
 
 def _read_state(fd: int, child: int, timeout: float) -> bytes | None:
     """The state the hook wrote, once it closed the FIFO; None if the runtime ended first (it failed before
-    its hooks, or no hook ran) or the hook's time ran out."""
-    pidfd = os.pidfd_open(child)
+    its hooks, or no hook ran) or no state came within the hook's time (the verdict is then "fail")."""
+    try:
+        pidfd: int | None = os.pidfd_open(child)
+    except OSError:  # a kernel before 5.3: look at the runtime between short waits instead
+        pidfd = None
     data = bytearray()
     deadline = time.monotonic() + timeout
     try:
         while (remaining := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([fd, pidfd], [], [], remaining)
+            watched = [fd] if pidfd is None else [fd, pidfd]
+            ready, _, _ = select.select(watched, [], [], remaining if pidfd is not None else min(remaining, 0.05))
             if fd in ready:
                 try:
                     chunk = os.read(fd, 65536)
@@ -106,8 +122,17 @@ def _read_state(fd: int, child: int, timeout: float) -> bytes | None:
                     data += chunk
                     continue
                 return bytes(data)  # the hook closed its end (a FIFO reports no hang-up before a writer came)
-            if pidfd in ready:
+            if (pidfd is not None and pidfd in ready) or (pidfd is None and _ended(child)):
                 return None
         return None
     finally:
-        os.close(pidfd)
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _ended(pid: int) -> bool:
+    """Whether the runtime has exited, without reaping it (wait_runtime does that)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True

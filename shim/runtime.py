@@ -14,7 +14,7 @@ import sys
 
 from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_operand, find_subcommand
 from syscage.shim.fastconfig import read_keys
-from syscage.shim.markers import marker_path, remove_marker
+from syscage.shim.markers import container_exists, marker_path, remove_marker
 
 MARKER = b"io.syscage.mode"
 LOOP_GUARD = "SYSCAGE_RUNTIME_WRAPPED"
@@ -32,12 +32,15 @@ def main() -> None:
     if sub in ("create", "run"):
         bundle = find_bundle(args, index)
         container_id = find_container_id(args, index)
-        marker = None
         root = find_global_option(args, "root")
-        if sub == "create":  # `run` deletes the container itself: its poststop hook records the run
-            marker = marker_path(keys[("paths", "run_dir")], root, container_id)
-            if marker:
-                remove_marker(marker)  # left by an earlier container of this id (a crash): not ours
+        marker = marker_path(keys[("paths", "run_dir")], root, container_id)
+        if marker and container_id:
+            if container_exists(runtime, root, container_id):
+                marker = None  # the runtime will refuse this id; the marker there is the live container's
+            else:
+                remove_marker(marker)  # left by an earlier container of this id (a crash): not this one's
+        if sub == "run":
+            marker = None  # `run` deletes the container itself: its poststop hook records the run
         try:
             with open(os.path.join(bundle, "config.json"), "rb") as f:
                 raw = f.read()
@@ -51,20 +54,24 @@ def main() -> None:
             if prepared.code:
                 sys.exit(prepared.code)
             if prepared.relay is not None and prepared.answer is not None:
+                from syscage.shim.child import exit_like
                 from syscage.shim.relay import run_with_relay
 
                 code = run_with_relay(runtime, args, LOOP_GUARD, prepared.relay, prepared.answer)
-                if code and marker:
+                if code and marker and container_id and not container_exists(runtime, root, container_id):
                     remove_marker(marker)  # no container was created: nothing to record at delete
-                sys.exit(code)
+                exit_like(code)
     elif sub == "delete":
         container_id = find_operand(args, index)
         root = find_global_option(args, "root")
         marker = marker_path(keys[("paths", "run_dir")], root, container_id)
         if marker and container_id and os.path.exists(marker):
-            from syscage.shim.finish import delete_and_record
+            if container_exists(runtime, root, container_id):
+                from syscage.shim.child import exit_like
+                from syscage.shim.finish import delete_and_record
 
-            sys.exit(delete_and_record(runtime, args, marker, container_id, root, LOOP_GUARD))
+                exit_like(delete_and_record(runtime, args, marker, container_id, root, LOOP_GUARD))
+            remove_marker(marker)  # no such container: a stale marker, nothing to record
     os.environ[LOOP_GUARD] = "1"
     try:
         os.execv(runtime, [runtime, *args])

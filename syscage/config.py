@@ -103,15 +103,15 @@ def load_config(path: Path | None = None) -> Config:
 
 
 def _parsed(path: Path) -> dict[str, Any]:
-    """The TOML document, from the parse cache (syscage.configcache) when it is current. The checks of
-    config_from_mapping run either way; only the parsing is cached."""
+    """The TOML document, from the parse cache (syscage.configcache) when it was made from this very text.
+    The checks of config_from_mapping run either way; only the parsing is cached."""
     import json
 
     from syscage import configcache
 
-    signature = configcache.signature(str(path))
+    text = path.read_bytes()
     cache = configcache.cache_path(str(path), "json")
-    cached = configcache.read_cache(cache, signature)
+    cached = configcache.read_cache(cache, text)
     if cached is not None:
         try:
             doc = json.loads(cached)
@@ -121,12 +121,12 @@ def _parsed(path: Path) -> dict[str, Any]:
             pass  # damaged: parse again, and replace it
     import tomli
 
-    doc = tomli.loads(path.read_text())
+    doc = tomli.loads(text.decode())
     try:
         body = json.dumps(doc)
     except (TypeError, ValueError):
         return doc  # e.g. a TOML date, which JSON cannot hold: such a config is refused below anyway
-    configcache.write_cache(cache, signature, body)
+    configcache.write_cache(cache, text, body)
     return doc
 
 

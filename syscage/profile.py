@@ -28,6 +28,8 @@ RESERVED_SECTIONS = ("files", "network", "capabilities", "arguments")
 # enforce reads it on every container start. What older runs saw stays in each syscall's provenance
 # (first_seen, last_seen, runs), and `runs_total` counts every run ever merged.
 MAX_RUN_RECORDS = 100
+# Likewise the reasons a profile is incomplete: the newest ones (each names its run).
+MAX_INCOMPLETE_REASONS = 100
 
 
 @dataclass
@@ -97,6 +99,7 @@ def merge(profile: dict[str, Any], obs: Observation, now: str) -> dict[str, Any]
         out["incomplete_reasons"].append(
             f"run of {obs.container_id}: syscall numbers {obs.unresolved} have no name in this libseccomp"
             " and cannot be allowed in seccomp.json")
+    out["incomplete_reasons"] = out["incomplete_reasons"][-MAX_INCOMPLETE_REASONS:]
     out["updated"] = now
     out["revision"] = int(out.get("revision", 0)) + 1
     return out

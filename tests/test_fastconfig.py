@@ -43,10 +43,20 @@ def test_an_edited_config_is_parsed_again(config: Path) -> None:
 def test_a_cache_others_can_write_is_not_trusted(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fastconfig.read_keys()
     (cached,) = Path(configcache.CACHE_DIR).iterdir()
-    signature = cached.read_text().splitlines()[0]
-    cached.write_text(f"{signature}\n/tmp/evil\n/run/x\n")
+    text = config.read_bytes()
+    cached.write_bytes(b"%d\n%s/tmp/evil\n/run/x\n" % (len(text), text))
+    assert fastconfig.read_keys()[RUNTIME] == "/tmp/evil"  # (a cache of ours is believed: the check is real)
     os.chmod(cached, 0o666)
     assert fastconfig.read_keys()[RUNTIME] == "/opt/runc"
+
+
+def test_a_same_size_edit_in_the_same_instant_is_seen(config: Path) -> None:
+    """Timestamps are coarse: the cache is keyed by the config's text, not its mtime."""
+    assert fastconfig.read_keys()[RUNTIME] == "/opt/runc"
+    stat = config.stat()
+    config.write_text(config.read_text().replace("/opt/runc", "/opt/crun"))
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fastconfig.read_keys()[RUNTIME] == "/opt/crun"
 
 
 def test_broken_or_missing_config_falls_back_to_defaults(config: Path, capsys: pytest.CaptureFixture[str],

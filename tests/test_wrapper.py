@@ -131,26 +131,35 @@ def test_marker_round_trip_and_foreign_markers(tmp_path: Path) -> None:
     assert not Path(path).exists()
 
 
-def test_a_reused_bundle_learns_under_its_own_filter(spec: dict) -> None:
+def test_a_reused_bundle_learns_under_its_own_filter(spec: dict, tmp_path: Path) -> None:
     """enforce writes the profile's filter into the bundle; learning with that bundle again must not learn
-    under it (nothing it denies could ever be learned)."""
-    from syscage.shim.modifiers import ANNOTATION_OWN_SECCOMP, restore_own_seccomp
+    under it (nothing it denies could ever be learned). The bundle's own filter is kept beside config.json."""
+    from syscage.shim import ownfilter
 
-    original = copy.deepcopy(spec)
+    bundle = str(tmp_path)
+    own = spec.get("linux", {}).get("seccomp")
     profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    assert ownfilter.recall(bundle, spec) == (False, None)
     enforced = apply(spec, [set_seccomp(profile)])
-    twice = apply(enforced, [set_seccomp(profile)])  # enforced again: the bundle's own filter is still the one kept
-    assert twice["annotations"][ANNOTATION_OWN_SECCOMP] == enforced["annotations"][ANNOTATION_OWN_SECCOMP]
-    restored = apply(twice, [restore_own_seccomp])
-    assert restored == original
-    assert spec == original
-    assert apply(original, [restore_own_seccomp]) is original  # nothing to undo
+    ownfilter.remember(bundle, spec, enforced)
+    again = apply(enforced, [set_seccomp({**profile, "defaultErrnoRet": 38})])  # enforced again, another filter
+    ownfilter.remember(bundle, enforced, again)
+    assert ownfilter.recall(bundle, again) == (True, own)  # still the bundle's own, not the first profile's
+    assert apply(again, [set_seccomp(own)]) == spec
+    edited = apply(again, [set_seccomp({"defaultAction": "SCMP_ACT_LOG"})])  # the operator set a filter since
+    assert ownfilter.recall(bundle, edited) == (False, None)
+    ownfilter.forget(bundle)
+    assert ownfilter.recall(bundle, again) == (False, None)
 
 
-def test_a_bad_own_seccomp_annotation_is_refused(spec: dict) -> None:
-    from syscage.shim.modifiers import ANNOTATION_OWN_SECCOMP, restore_own_seccomp
+def test_stale_syscage_hooks_are_dropped(spec: dict) -> None:
+    from syscage.shim.modifiers import drop_syscage_hooks
 
-    for bad in ("{not json", "[1, 2]", "7"):
-        hostile = {**spec, "annotations": {**spec.get("annotations", {}), ANNOTATION_OWN_SECCOMP: bad}}
-        with pytest.raises(TypeError, match=ANNOTATION_OWN_SECCOMP):
-            restore_own_seccomp(hostile)
+    other = {"path": "/usr/bin/true", "args": ["true"]}
+    stale = {"prestart": [other, {"path": "/bin/sh", "args": ["sh", "-c", "x", "syscage-prestart-relay", "a", "b"]}],
+             "poststop": [{"path": "/x/syscage-hook", "args": ["syscage-hook", "poststop"]}]}
+    dirty = {**spec, "hooks": stale}
+    clean = drop_syscage_hooks(dirty)
+    assert clean["hooks"] == {"prestart": [other]} and dirty["hooks"] == stale
+    assert "hooks" not in drop_syscage_hooks({**spec, "hooks": {"poststop": stale["poststop"]}})
+    assert drop_syscage_hooks(spec) is spec
