@@ -34,9 +34,11 @@ def watch_prepared(argument: str, raw_state: bytes) -> bool:
                    **{k: prepared[k] for k in FIELDS}}
     except (ValueError, KeyError, TypeError):
         return False
+    annotations = state.get("annotations")
+    mode = annotations.get("io.syscage.mode") if isinstance(annotations, dict) else None
     if not (isinstance(pid, int) and pid > 0 and container_id == prepared.get("container_id")
-            and isinstance(path, str)):
-        return False
+            and isinstance(path, str) and mode == prepared["mode"]):
+        return False  # e.g. a hook left in a reused bundle that no longer asks to learn: the full hook decides
     try:
         reply = call(path, message, REQUEST_TIMEOUT)
     except TracerUnavailable:  # or lost: watch is idempotent, the full prestart may safely ask again

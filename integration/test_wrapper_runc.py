@@ -175,15 +175,17 @@ def test_relayed_prestart_follows_on_tracer_error(env: Env, policy: str) -> None
     environment = {**os.environ, "SYSCAGE_CONFIG": str(config)}
     try:
         runtime_log = root / "runc.log"
-        created = call(WRAPPER, *runc_root, "--log", str(runtime_log), "create", "--bundle", str(bundle), cid,
-                       env=environment)
+        created = call(WRAPPER, *runc_root, "--log", str(runtime_log), "--log-format", "json", "create", "--bundle",
+                       str(bundle), cid, env=environment)
         marker = marker_path(str(root / "run"), str(env.runc_root), cid)
         assert marker
         if policy == "fail":
             assert created.returncode != 0
             assert "tracer did not answer" in created.stderr
-            # containerd reads the runtime's --log for the error (the runtime's stderr is the container's)
-            assert "tracer did not answer" in runtime_log.read_text()
+            # containerd shows the runtime's last error line from its --log (its stderr is the container's):
+            # runc's own line there carries the reason the hook printed
+            errors = [json.loads(line) for line in runtime_log.read_text().splitlines()]
+            assert "tracer did not answer" in [e for e in errors if e.get("level") == "error"][-1]["msg"]
             assert call("runc", *runc_root, "state", cid).returncode != 0  # no container
             assert not Path(marker).exists()
             return
@@ -229,6 +231,9 @@ def test_a_bundle_reused_after_a_learning_create(env: Env) -> None:
     (bundle / "config.json").write_text(json.dumps(spec))
     plain = call("runc", *root, "run", "--bundle", str(bundle), env.name("c"))
     assert plain.returncode == 0, plain.stderr  # the stale relay hook does nothing
+    wrapped = call(WRAPPER, *root, "run", "--bundle", str(bundle), env.name("c"))  # through syscage, now off
+    assert wrapped.returncode == 0, wrapped.stderr
+    assert "hooks" not in json.loads((bundle / "config.json").read_text())  # cleared of the earlier run's hooks
 
 
 def test_a_stale_marker_records_nothing(env: Env) -> None:

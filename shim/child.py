@@ -42,13 +42,17 @@ def spawn_runtime(runtime: str, args: list[str], loop_guard: str) -> int:
 
 
 def wait_runtime(pid: int) -> int:
-    """Its exit code, or minus the signal that killed it (os.waitstatus_to_exitcode); see exit_like()."""
+    """Its exit code, or minus the signal that killed it (os.waitstatus_to_exitcode); see exit_like().
+    From then on our signals are ours again: the pid may soon be another process's."""
     while True:
         try:
             _, status = os.waitpid(pid, 0)
-            return os.waitstatus_to_exitcode(status)
+            break
         except InterruptedError:
             continue
+    for signum in FORWARDED:
+        signal.signal(signum, signal.SIG_DFL)
+    return os.waitstatus_to_exitcode(status)
 
 
 def exit_like(code: int) -> None:
@@ -57,7 +61,8 @@ def exit_like(code: int) -> None:
         signum = -code
         sys.stdout.flush()
         sys.stderr.flush()
-        signal.signal(signum, signal.SIG_DFL)
+        if signum not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be caught anyway
+            signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         code = 128 + signum  # a signal whose default action does not end the process
     sys.exit(code)

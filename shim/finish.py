@@ -16,7 +16,8 @@ def delete_and_record(runtime: str, args: list[str], marker: str, container_id: 
                       runtime_root: str | None, loop_guard: str) -> int:
     """The runtime's exit code (minus a signal that killed it, for child.exit_like)."""
     code = wait_runtime(spawn_runtime(runtime, args, loop_guard))
-    if container_exists(runtime, runtime_root, container_id):
+    exists = container_exists(runtime, runtime_root, container_id)
+    if exists or (exists is None and code != 0):
         return code  # not deleted (e.g. still running, without --force): the next delete records it
     # Gone, whatever the exit code says (runc removes its state before it reports some errors).
     claimed = claim_marker(marker)

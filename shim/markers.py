@@ -60,10 +60,13 @@ def read_marker(path: str, container_id: str, runtime_root: str | None) -> dict[
     return doc
 
 
-def container_exists(runtime: str, runtime_root: str | None, container_id: str) -> bool:
-    """Whether the runtime has state for this container (runc and crun keep <root>/<id>/)."""
-    root = runtime_root or ("/run/crun" if os.path.basename(runtime).startswith("crun") else "/run/runc")
-    return os.path.isdir(os.path.join(root, container_id))
+def container_exists(runtime: str, runtime_root: str | None, container_id: str) -> bool | None:
+    """Whether the runtime has state for this container (runc and crun keep <root>/<id>/); None when its
+    state root is unknown (no --root, and a runtime binary named neither runc nor crun)."""
+    name = os.path.basename(runtime)
+    root = runtime_root or ("/run/crun" if name.startswith("crun") else "/run/runc" if name.startswith("runc")
+                            else None)
+    return None if root is None else os.path.isdir(os.path.join(root, container_id))
 
 
 def claim_marker(path: str) -> str | None:

@@ -41,7 +41,8 @@ class Prepared(NamedTuple):
 
     code: int
     relay: PrestartRelay | None = None
-    answer: Callable[[bytes], bool] | None = None
+    answer: Callable[[bytes], str | None] | None = None
+    missed: Callable[[], int] | None = None
 
 
 def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_log: str | None,
@@ -64,14 +65,12 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
                                runtime_log_format))
     except SyscageError as exc:
         return Prepared(refuse(str(exc), cid, runtime_log, runtime_log_format))
-    if selection.mode == "off":
-        return Prepared(0)
     log = JsonLog(str(config.log_file), config.log_level, "runtime", container_id=cid, profile=selection.profile,
                   mode=selection.mode)
     marked = (selection.mode in LEARNING_MODES and marker is not None
               and leave_marker(marker, cid, runtime_root, selection, config, log))
     relay: PrestartRelay | None = None
-    answer: Callable[[bytes], bool] | None = None
+    answer: Callable[[bytes], str | None] | None = None
     tell = RuntimeLog(cid, runtime_log, runtime_log_format)
 
     def refused(message: str) -> Prepared:
@@ -80,10 +79,9 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         return Prepared(refuse(message, cid, runtime_log, runtime_log_format, marker if marked else None))
 
     try:
-        own = ownfilter.recall(bundle, spec)
-        modifiers, replaces_filter = modifiers_for(selection, config, log, own)
+        plan = modifiers_for(selection, config, log, ownfilter.recall(bundle, spec))
         # Hooks an earlier run of this bundle left (runc users reuse bundle directories) go first.
-        modifiers.insert(0, drop_syscage_hooks)
+        modifiers = [drop_syscage_hooks, *plan.modifiers]
         if selection.mode in LEARNING_MODES:
             hooks, relay, answer = learn_hooks(config, selection, cid, spec, modifiers, marked, tell)
             modifiers.append(hooks)
@@ -98,20 +96,25 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     try:
         new_spec = apply(spec, modifiers)
         if new_spec != spec:
-            if replaces_filter:
+            if plan.replaces_filter:
                 ownfilter.remember(bundle, spec, new_spec)
             # Compact: with indent, json encodes in pure Python (~10x slower on a containerd spec).
             write_atomically(path, json.dumps(new_spec).encode(), mode=os.stat(path).st_mode & 0o7777)
-            if own[0] and not replaces_filter:
+            if plan.restores_own:
                 ownfilter.forget(bundle)  # the bundle's own filter is back in config.json
     except (AttributeError, TypeError) as exc:  # e.g. "hooks": null, or hooks.prestart not a list
         return refused(f"{bundle}/config.json has a malformed section ({exc})")
     except OSError as exc:
         return refused(f"cannot rewrite {path}: {exc}")
+    if selection.mode == "off":
+        if new_spec != spec:
+            log.info("bundle cleared of an earlier syscage run (hooks, filter)", bundle=bundle)
+        return Prepared(0)
     log.info("spec prepared", bundle=bundle, modifiers=[getattr(m, "__qualname__", str(m)) for m in modifiers],
              run_recorded_at="delete" if marked else "poststop hook",
              prestart="relay" if relay else "syscage-hook" if selection.mode in LEARNING_MODES else None)
-    return Prepared(0, relay, answer)
+    missed = relay_missed(config, cid, runtime_root, tell) if relay is not None else None
+    return Prepared(0, relay, answer, missed)
 
 
 def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, config: Config,
@@ -130,32 +133,44 @@ def leave_marker(marker: str, container_id: str, runtime_root: str | None, selec
     return True
 
 
-def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[bool, dict[str, Any] | None]
-                  ) -> tuple[list[Modifier], bool]:
-    """The spec modifiers of the mode (learning modes also get learn_hooks(), added by the caller), and
-    whether they put the profile's filter in place of the bundle's.
+class Plan(NamedTuple):
+    """The spec modifiers of a mode (learning modes also get learn_hooks(), added by the caller)."""
 
-    own: what ownfilter.recall() found: learning puts the bundle's own filter back first."""
-    if selection.mode == "enforce":
-        modifiers = enforce_modifiers(selection, config, log)
-        return modifiers, bool(modifiers)
-    start_tracer_early(config)
+    modifiers: list[Modifier]
+    replaces_filter: bool = False  # puts a profile's filter in place of the bundle's (ownfilter.remember)
+    restores_own: bool = False  # puts the bundle's own filter back (ownfilter.forget)
+
+
+def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[bool, dict[str, Any] | None]) -> Plan:
+    """own: what ownfilter.recall() found. Any mode that does not write a profile's filter puts the
+    bundle's own back: it learns (or runs unconfined) under its own filter, not an earlier enforce's."""
     known, own_filter = own
     back = [set_seccomp(own_filter)] if known else []
+    if selection.mode == "off":
+        return Plan(back, restores_own=known)
+    if selection.mode == "enforce":
+        try:
+            return Plan(enforce_modifiers(selection, config), replaces_filter=True)
+        except Unenforceable as exc:
+            if config.on_missing_profile != "allow":
+                raise
+            log.warning("running UNCONFINED: enforce.on_missing_profile = allow", reason=str(exc))
+            return Plan(back, restores_own=known)
+    start_tracer_early(config)
     if selection.mode == "learn":
-        return [*back, ensure_filter_load], False
+        return Plan([*back, ensure_filter_load], restores_own=known)
     assert selection.profile is not None
     try:
         seccomp = enforceable_seccomp(selection.profile, config)
     except Unenforceable as exc:
         log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
-        return [*back, ensure_filter_load], False
-    return [set_seccomp(complain_filter(seccomp))], True
+        return Plan([*back, ensure_filter_load], restores_own=known)
+    return Plan([set_seccomp(complain_filter(seccomp))], replaces_filter=True)
 
 
 def learn_hooks(config: Config, selection: Selection, container_id: str, spec: dict[str, Any],
                 modifiers: list[Modifier], marked: bool, tell: RuntimeLog
-                ) -> tuple[Modifier, PrestartRelay | None, Callable[[bytes], bool] | None]:
+                ) -> tuple[Modifier, PrestartRelay | None, Callable[[bytes], str | None] | None]:
     """The learn hooks, and the prestart relay with its answer when there is one.
 
     What the tracer needs is taken from the spec as the other modifiers leave it. With a learning
@@ -177,11 +192,11 @@ def learn_hooks(config: Config, selection: Selection, container_id: str, spec: d
 
 
 def relay_answer(config: Config, container_id: str, watch: dict[str, Any], tell: RuntimeLog
-                 ) -> Callable[[bytes], bool]:
-    """Answers the relayed prestart: True once the tracer watches (or, with learn.on_tracer_error = run,
-    after a warning that the container runs untraced); False fails the container. What it has to say
-    goes to stderr and to the runtime's --log: for a containerd `create`, stderr is the container's."""
-    def answer(raw: bytes) -> bool:
+                 ) -> Callable[[bytes], str | None]:
+    """Answers the relayed prestart: None once the tracer watches (or, with learn.on_tracer_error = run,
+    after a warning that the container runs untraced), else why the container must fail. Messages go to
+    stderr and to the runtime's --log: for a containerd `create`, stderr is the container's."""
+    def answer(raw: bytes) -> str | None:
         from syscage.hooks.watch import ask_to_watch
         from syscage.oci import parse_hook_state
 
@@ -196,22 +211,35 @@ def relay_answer(config: Config, container_id: str, watch: dict[str, Any], tell:
             tell.error(f"prestart: {exc}")
             JsonLog(str(config.log_file), config.log_level, "runtime").log(
                 "error", "prestart failed", container_id=container_id, profile=watch["profile"], error=str(exc))
-            return False
-        return True
+            return f"syscage: container {container_id}: {exc}"
+        return None
     return answer
 
 
-def enforce_modifiers(selection: Selection, config: Config, log: Any) -> list[Modifier]:
+def relay_missed(config: Config, container_id: str, runtime_root: str | None, tell: RuntimeLog
+                 ) -> Callable[[], int]:
+    """The runtime created the container but its relayed prestart never ran (the hook could not see its
+    FIFO): the container is not watched. Applies learn.on_tracer_error; the exit code to end with."""
+    def missed() -> int:
+        problem = "its prestart relay never ran, so it is not traced"
+        if config.on_tracer_error != "fail":
+            tell.warning(f"{problem}; its run will be recorded as incomplete")
+            return 0
+        tell.error(f"{problem} (learn.on_tracer_error = fail: deleted)")
+        from syscage.shim.child import spawn_runtime, wait_runtime
+
+        root = ["--root", runtime_root] if runtime_root else []
+        wait_runtime(spawn_runtime(str(config.runtime_path), [*root, "delete", "--force", container_id],
+                                   "SYSCAGE_RUNTIME_WRAPPED"))
+        return 1
+    return missed
+
+
+def enforce_modifiers(selection: Selection, config: Config) -> list[Modifier]:
+    """Raises Unenforceable when the profile cannot be used."""
     assert selection.profile is not None
-    try:
-        seccomp = enforceable_seccomp(selection.profile, config)
-    except Unenforceable as exc:
-        if config.on_missing_profile == "allow":
-            log.warning("running UNCONFINED: enforce.on_missing_profile = allow", reason=str(exc))
-            return []
-        raise
     # AppArmor comes later; on a kernel without it, naming a profile would make runc refuse the spec.
-    return [set_seccomp(seccomp)]
+    return [set_seccomp(enforceable_seccomp(selection.profile, config))]
 
 
 def start_tracer_early(config: Config) -> None:

@@ -28,8 +28,10 @@ SHELL = "/bin/sh"
 # redirection of the builtin `read`), never by a forked child: if syscage-runtime is gone, the runtime's
 # hook timeout kills the one process that waits, and nothing is left holding the runtime's pipes. `read`
 # fails at EOF: no verdict means failure. A hook left in a reused bundle whose FIFOs are gone does nothing.
-HOOK_SCRIPT = ('[ -p "$1" ] || exit 0; exec 3>"$1" && cat >&3 && exec 3>&- && '
-               'IFS= read -r verdict < "$2" && [ "$verdict" = ok ]')
+# A failing verdict carries its reason, which the hook prints: runtimes put a failed hook's stderr into
+# the error they report (and containerd shows the runtime's last error line).
+HOOK_SCRIPT = ('[ -p "$1" ] || exit 0; exec 3>"$1" && cat >&3 && exec 3>&- && IFS= read -r verdict < "$2"; '
+               '[ "$verdict" = ok ] && exit 0; echo "${verdict#fail }" >&2; exit 1')
 HOOK_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # runtimes give hooks no PATH
 RELAY_DIR = "relay"
 
@@ -51,6 +53,7 @@ def open_relay(run_dir: str, timeout: int) -> PrestartRelay | None:
     directory = os.path.join(parent, f"{os.getpid()}-{os.urandom(4).hex()}")
     try:
         os.makedirs(parent, mode=0o700, exist_ok=True)
+        sweep(parent)
         os.mkdir(directory, 0o700)
         relay = PrestartRelay(directory, os.path.join(directory, "state"), os.path.join(directory, "verdict"),
                               timeout)
@@ -62,6 +65,36 @@ def open_relay(run_dir: str, timeout: int) -> PrestartRelay | None:
     return relay
 
 
+def sweep(parent: str) -> None:
+    """Relays whose syscage-runtime died (a SIGKILL skips its clean-up, and takes the runtime with it, so no
+    hook timeout will come): free a hook still waiting at either FIFO, with a failing verdict, and remove."""
+    for name in os.listdir(parent):
+        pid = name.split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        directory = os.path.join(parent, name)
+        for fifo, flags in (("state", os.O_RDONLY), ("verdict", os.O_RDWR)):
+            try:
+                fd = os.open(os.path.join(directory, fifo), flags | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                continue
+            with contextlib.suppress(OSError):
+                if fifo == "verdict":
+                    os.write(fd, b"fail syscage: the syscage-runtime answering this hook is gone\n")
+            os.close(fd)
+        close_relay(directory)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def close_relay(directory: str) -> None:
     for name in ("state", "verdict"):
         with contextlib.suppress(OSError):
@@ -71,9 +104,10 @@ def close_relay(directory: str) -> None:
 
 
 def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: PrestartRelay,
-                   answer: Callable[[bytes], bool]) -> int:
-    """Run the runtime's `create`, answering its prestart hook with answer(state); the runtime's exit code
-    (minus a signal that killed it, for child.exit_like)."""
+                   answer: Callable[[bytes], str | None], missed: Callable[[], int]) -> int:
+    """Run the runtime's `create`, answering its prestart hook with answer(state) (None: ok, else why it
+    fails); the runtime's exit code (minus a signal that killed it, for child.exit_like). missed() gives
+    the code when the runtime succeeded but the hook never came."""
     try:
         # Opened before the runtime starts, so the hook's `exec 3>state` never waits for a reader. The
         # verdict FIFO is opened read-write: that never blocks, and keeps "ok" in the pipe until the
@@ -86,14 +120,17 @@ def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: Presta
     try:
         child = spawn_runtime(runtime, args, loop_guard)
         state = _read_state(state_fd, child, relay.timeout)
-        verdict = False
+        failure: str | None = "syscage: no prestart state came within the hook's timeout"
         if state is not None:
             try:
-                verdict = answer(state)
-            except Exception as exc:
-                sys.stderr.write(f"syscage-runtime: error: prestart relay: {exc!r}\n")
-        os.write(verdict_fd, b"ok\n" if verdict else b"fail\n")
-        return wait_runtime(child)
+                failure = answer(state)
+            except Exception as exc:  # never leave the hook waiting, nor the runtime unwaited
+                failure = f"syscage: prestart relay failed: {exc!r}"
+                sys.stderr.write(failure + "\n")
+        reason = " ".join((failure or "").split())  # one line
+        os.write(verdict_fd, b"ok\n" if failure is None else f"fail {reason}\n".encode())
+        code = wait_runtime(child)
+        return missed() if code == 0 and state is None else code
     finally:
         os.close(state_fd)
         os.close(verdict_fd)

@@ -17,6 +17,9 @@ from syscage.shim.fastconfig import read_keys
 from syscage.shim.markers import container_exists, marker_path, remove_marker
 
 MARKER = b"io.syscage.mode"
+# A bundle with either of these takes the slow path even without the annotation: an earlier learning run
+# left its hooks there, which must go (and the bundle's own filter come back) now that syscage is off.
+SLOW_PATH_TAGS = (MARKER, b"syscage-hook", b"syscage-prestart-relay")
 LOOP_GUARD = "SYSCAGE_RUNTIME_WRAPPED"
 
 
@@ -35,9 +38,10 @@ def main() -> None:
         root = find_global_option(args, "root")
         marker = marker_path(keys[("paths", "run_dir")], root, container_id)
         if marker and container_id:
-            if container_exists(runtime, root, container_id):
+            exists = container_exists(runtime, root, container_id)
+            if exists:
                 marker = None  # the runtime will refuse this id; the marker there is the live container's
-            else:
+            elif exists is False:
                 remove_marker(marker)  # left by an earlier container of this id (a crash): not this one's
         if sub == "run":
             marker = None  # `run` deletes the container itself: its poststop hook records the run
@@ -46,19 +50,19 @@ def main() -> None:
                 raw = f.read()
         except OSError:
             raw = b""  # let the runtime report the missing bundle in its own words
-        if MARKER in raw:
+        if any(tag in raw for tag in SLOW_PATH_TAGS):
             from syscage.shim.prepare import prepare_bundle
 
             prepared = prepare_bundle(bundle, raw, container_id, find_global_option(args, "log"),
                                       find_global_option(args, "log-format"), marker, root)
             if prepared.code:
                 sys.exit(prepared.code)
-            if prepared.relay is not None and prepared.answer is not None:
+            if prepared.relay is not None and prepared.answer is not None and prepared.missed is not None:
                 from syscage.shim.child import exit_like
                 from syscage.shim.relay import run_with_relay
 
-                code = run_with_relay(runtime, args, LOOP_GUARD, prepared.relay, prepared.answer)
-                if code and marker and container_id and not container_exists(runtime, root, container_id):
+                code = run_with_relay(runtime, args, LOOP_GUARD, prepared.relay, prepared.answer, prepared.missed)
+                if code and marker and container_id and container_exists(runtime, root, container_id) is False:
                     remove_marker(marker)  # no container was created: nothing to record at delete
                 exit_like(code)
     elif sub == "delete":
@@ -66,7 +70,7 @@ def main() -> None:
         root = find_global_option(args, "root")
         marker = marker_path(keys[("paths", "run_dir")], root, container_id)
         if marker and container_id and os.path.exists(marker):
-            if container_exists(runtime, root, container_id):
+            if container_exists(runtime, root, container_id) is not False:
                 from syscage.shim.child import exit_like
                 from syscage.shim.finish import delete_and_record
 
