@@ -34,11 +34,13 @@ def watch_prepared(argument: str, raw_state: bytes) -> bool:
                    **{k: prepared[k] for k in FIELDS}}
     except (ValueError, KeyError, TypeError):
         return False
-    annotations = state.get("annotations")
-    mode = annotations.get("io.syscage.mode") if isinstance(annotations, dict) else None
+    notes = state.get("annotations")
+    notes = notes if isinstance(notes, dict) else {}
+    profile = None if prepared["profile_defaulted"] else prepared["profile"]
     if not (isinstance(pid, int) and pid > 0 and container_id == prepared.get("container_id")
-            and isinstance(path, str) and mode == prepared["mode"]):
-        return False  # e.g. a hook left in a reused bundle that no longer asks to learn: the full hook decides
+            and isinstance(path, str) and notes.get("io.syscage.mode") == prepared["mode"]
+            and notes.get("io.syscage.profile") == profile):
+        return False  # e.g. a hook left in a reused bundle whose annotations changed: the full hook decides
     try:
         reply = call(path, message, REQUEST_TIMEOUT)
     except TracerUnavailable:  # or lost: watch is idempotent, the full prestart may safely ask again

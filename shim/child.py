@@ -14,6 +14,7 @@ import sys
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 PR_SET_PDEATHSIG = 1
+_saved: dict[int, dict[int, object]] = {}  # child pid -> our signal handlers before we forwarded them
 
 
 def spawn_runtime(runtime: str, args: list[str], loop_guard: str) -> int:
@@ -36,8 +37,8 @@ def spawn_runtime(runtime: str, args: list[str], loop_guard: str) -> int:
             sys.stderr.write(f"syscage-runtime: error: cannot run the real runtime {runtime}: {exc.strerror}; "
                              "set runtime.path in the syscage config\n")
         os._exit(127)
-    for signum in FORWARDED:
-        signal.signal(signum, lambda received, _frame: os.kill(pid, received))
+    _saved[pid] = {signum: signal.signal(signum, lambda received, _frame: os.kill(pid, received))
+                   for signum in FORWARDED}
     return pid
 
 
@@ -50,8 +51,8 @@ def wait_runtime(pid: int) -> int:
             break
         except InterruptedError:
             continue
-    for signum in FORWARDED:
-        signal.signal(signum, signal.SIG_DFL)
+    for signum, handler in _saved.pop(pid, {}).items():
+        signal.signal(signum, handler)
     return os.waitstatus_to_exitcode(status)
 
 

@@ -61,12 +61,22 @@ def read_marker(path: str, container_id: str, runtime_root: str | None) -> dict[
 
 
 def container_exists(runtime: str, runtime_root: str | None, container_id: str) -> bool | None:
-    """Whether the runtime has state for this container (runc and crun keep <root>/<id>/); None when its
-    state root is unknown (no --root, and a runtime binary named neither runc nor crun)."""
+    """Whether the runtime has state for this container (runc and crun keep <root>/<id>/). Without --root,
+    for a runtime binary named neither runc nor crun, the runtime is asked (`state`); None if it cannot be."""
     name = os.path.basename(runtime)
     root = runtime_root or ("/run/crun" if name.startswith("crun") else "/run/runc" if name.startswith("runc")
                             else None)
-    return None if root is None else os.path.isdir(os.path.join(root, container_id))
+    if root is not None:
+        return os.path.isdir(os.path.join(root, container_id))
+    import subprocess  # the rare case: no --root and an unusual runtime name
+
+    try:
+        done = subprocess.run([runtime, "state", container_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=30, check=False,
+                              env={**os.environ, "SYSCAGE_RUNTIME_WRAPPED": "1"})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.returncode == 0
 
 
 def claim_marker(path: str) -> str | None:

@@ -29,6 +29,7 @@ from syscage.shim.modifiers import (
 from syscage.shim.relay import PrestartRelay, close_relay, open_relay
 
 LEARNING_MODES = ("learn", "complain")
+ANNOTATION = b"io.syscage.mode"
 
 
 class Unenforceable(SyscageError):
@@ -54,6 +55,8 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     run and no poststop hook is needed (None for `run`, which deletes the container itself); such a
     `create` also gets the prestart relay (syscage.shim.relay) when it can be set up."""
     cid = container_id or "?"
+    # Without the annotation we are here only to clear what an earlier run left: never refuse then.
+    annotated = ANNOTATION in raw
     try:
         config = load_config()
         spec = json.loads(raw)
@@ -62,9 +65,9 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         selection = select(cid, spec_annotations(spec, cid))
     except ValueError as exc:
         return Prepared(refuse(f"{bundle}/config.json is not valid JSON ({exc})", cid, runtime_log,
-                               runtime_log_format))
+                               runtime_log_format) if annotated else 0)
     except SyscageError as exc:
-        return Prepared(refuse(str(exc), cid, runtime_log, runtime_log_format))
+        return Prepared(refuse(str(exc), cid, runtime_log, runtime_log_format) if annotated else 0)
     log = JsonLog(str(config.log_file), config.log_level, "runtime", container_id=cid, profile=selection.profile,
                   mode=selection.mode)
     marked = (selection.mode in LEARNING_MODES and marker is not None
@@ -76,6 +79,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     def refused(message: str) -> Prepared:
         if relay is not None:
             close_relay(relay.directory)
+            os.close(relay.lock_fd)
         return Prepared(refuse(message, cid, runtime_log, runtime_log_format, marker if marked else None))
 
     try:
@@ -103,8 +107,13 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
             if plan.restores_own:
                 ownfilter.forget(bundle)  # the bundle's own filter is back in config.json
     except (AttributeError, TypeError) as exc:  # e.g. "hooks": null, or hooks.prestart not a list
+        if selection.mode == "off":
+            return Prepared(0)
         return refused(f"{bundle}/config.json has a malformed section ({exc})")
     except OSError as exc:
+        if selection.mode == "off":  # leftovers of an earlier run do nothing once syscage is off
+            log.warning("could not clear the bundle of an earlier syscage run", bundle=bundle, error=str(exc))
+            return Prepared(0)
         return refused(f"cannot rewrite {path}: {exc}")
     if selection.mode == "off":
         if new_spec != spec:
@@ -228,8 +237,8 @@ def relay_missed(config: Config, container_id: str, runtime_root: str | None, te
         tell.error(f"{problem} (learn.on_tracer_error = fail: deleted)")
         from syscage.shim.child import spawn_runtime, wait_runtime
 
-        root = ["--root", runtime_root] if runtime_root else []
-        wait_runtime(spawn_runtime(str(config.runtime_path), [*root, "delete", "--force", container_id],
+        options = [*(["--root", runtime_root] if runtime_root else []), *tell.options()]
+        wait_runtime(spawn_runtime(str(config.runtime_path), [*options, "delete", "--force", container_id],
                                    "SYSCAGE_RUNTIME_WRAPPED"))
         return 1
     return missed
@@ -304,6 +313,10 @@ class RuntimeLog:
 
     def __init__(self, container_id: str, path: str | None, log_format: str | None) -> None:
         self.container_id, self.path, self.format = container_id, path, log_format
+
+    def options(self) -> list[str]:
+        """The runtime's own --log options, for a runtime call of ours that belongs to this one."""
+        return [*(["--log", self.path] if self.path else []), *(["--log-format", self.format] if self.format else [])]
 
     def error(self, message: str) -> None:
         self._say("error", message)

@@ -13,6 +13,7 @@ If the relay cannot be set up, the spec gets the `syscage-hook prestart` hook in
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import sys
@@ -31,9 +32,10 @@ SHELL = "/bin/sh"
 # A failing verdict carries its reason, which the hook prints: runtimes put a failed hook's stderr into
 # the error they report (and containerd shows the runtime's last error line).
 HOOK_SCRIPT = ('[ -p "$1" ] || exit 0; exec 3>"$1" && cat >&3 && exec 3>&- && IFS= read -r verdict < "$2"; '
-               '[ "$verdict" = ok ] && exit 0; echo "${verdict#fail }" >&2; exit 1')
+               '[ "$verdict" = ok ] && exit 0; printf \'%s\\n\' "${verdict#fail }" >&2; exit 1')
 HOOK_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # runtimes give hooks no PATH
 RELAY_DIR = "relay"
+LOCK = "lock"
 
 
 class PrestartRelay(NamedTuple):
@@ -41,6 +43,7 @@ class PrestartRelay(NamedTuple):
     state_fifo: str
     verdict_fifo: str
     timeout: int
+    lock_fd: int  # an flock held while the relay lives: what sweep() tests, in any PID namespace
 
     def hook_entry(self) -> dict[str, Any]:
         return {"path": SHELL, "args": ["sh", "-c", HOOK_SCRIPT, RELAY_TAG, self.state_fifo,
@@ -51,15 +54,20 @@ def open_relay(run_dir: str, timeout: int) -> PrestartRelay | None:
     """A private directory with the two FIFOs, or None if they cannot be made (no relay, then)."""
     parent = os.path.join(run_dir, RELAY_DIR)
     directory = os.path.join(parent, f"{os.getpid()}-{os.urandom(4).hex()}")
+    lock_fd = -1
     try:
         os.makedirs(parent, mode=0o700, exist_ok=True)
         sweep(parent)
         os.mkdir(directory, 0o700)
+        lock_fd = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         relay = PrestartRelay(directory, os.path.join(directory, "state"), os.path.join(directory, "verdict"),
-                              timeout)
+                              timeout, lock_fd)
         os.mkfifo(relay.state_fifo, 0o600)
         os.mkfifo(relay.verdict_fifo, 0o600)
     except OSError:
+        if lock_fd >= 0:
+            os.close(lock_fd)
         close_relay(directory)
         return None
     return relay
@@ -67,36 +75,41 @@ def open_relay(run_dir: str, timeout: int) -> PrestartRelay | None:
 
 def sweep(parent: str) -> None:
     """Relays whose syscage-runtime died (a SIGKILL skips its clean-up, and takes the runtime with it, so no
-    hook timeout will come): free a hook still waiting at either FIFO, with a failing verdict, and remove."""
+    hook timeout will come): free a hook still waiting at either FIFO, with a failing verdict, and remove.
+    A relay is dead when its lock can be taken (a PID would not do: run_dir may be shared across PID
+    namespaces)."""
     for name in os.listdir(parent):
-        pid = name.split("-", 1)[0]
-        if not pid.isdigit() or _alive(int(pid)):
-            continue
         directory = os.path.join(parent, name)
-        for fifo, flags in (("state", os.O_RDONLY), ("verdict", os.O_RDWR)):
-            try:
-                fd = os.open(os.path.join(directory, fifo), flags | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError:
-                continue
-            with contextlib.suppress(OSError):
-                if fifo == "verdict":
-                    os.write(fd, b"fail syscage: the syscage-runtime answering this hook is gone\n")
-            os.close(fd)
-        close_relay(directory)
+        try:
+            probe = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue  # being made (no lock file yet) or being removed
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(probe)
+            continue  # alive
+        try:
+            _free_hook(directory)
+            close_relay(directory)
+        finally:
+            os.close(probe)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _free_hook(directory: str) -> None:
+    for fifo, flags in (("state", os.O_RDONLY), ("verdict", os.O_RDWR)):
+        try:
+            fd = os.open(os.path.join(directory, fifo), flags | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        with contextlib.suppress(OSError):
+            if fifo == "verdict":
+                os.write(fd, b"fail syscage: the syscage-runtime answering this hook is gone\n")
+        os.close(fd)
 
 
 def close_relay(directory: str) -> None:
-    for name in ("state", "verdict"):
+    for name in ("state", "verdict", LOCK):
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(directory, name))
     with contextlib.suppress(OSError):
@@ -116,6 +129,7 @@ def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: Presta
         verdict_fd = os.open(relay.verdict_fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         close_relay(relay.directory)
+        os.close(relay.lock_fd)
         raise
     try:
         child = spawn_runtime(runtime, args, loop_guard)
@@ -135,6 +149,7 @@ def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: Presta
         os.close(state_fd)
         os.close(verdict_fd)
         close_relay(relay.directory)
+        os.close(relay.lock_fd)
 
 
 def _read_state(fd: int, child: int, timeout: float) -> bytes | None:

@@ -17,9 +17,9 @@ from syscage.shim.fastconfig import read_keys
 from syscage.shim.markers import container_exists, marker_path, remove_marker
 
 MARKER = b"io.syscage.mode"
-# A bundle with either of these takes the slow path even without the annotation: an earlier learning run
-# left its hooks there, which must go (and the bundle's own filter come back) now that syscage is off.
-SLOW_PATH_TAGS = (MARKER, b"syscage-hook", b"syscage-prestart-relay")
+# A bundle with either of these takes the slow path even without the annotation: hooks syscage-runtime
+# wrote on an earlier learning run (exactly as it writes them) must go now that syscage is off.
+SLOW_PATH_TAGS = (MARKER, b'"args": ["syscage-hook", ', b'"syscage-prestart-relay"')
 LOOP_GUARD = "SYSCAGE_RUNTIME_WRAPPED"
 
 

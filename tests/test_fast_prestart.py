@@ -31,9 +31,9 @@ def serve_once(path: Path, reply: dict) -> list[dict]:
     return got
 
 
-def state(cid: str = "c1", pid: object = 42, mode: str = "learn") -> bytes:
+def state(cid: str = "c1", pid: object = 42, mode: str = "learn", profile: str = "web") -> bytes:
     return json.dumps({"ociVersion": "1.0.2", "id": cid, "pid": pid, "status": "created", "bundle": "/b",
-                       "annotations": {"io.syscage.mode": mode}}).encode()
+                       "annotations": {"io.syscage.mode": mode, "io.syscage.profile": profile}}).encode()
 
 
 def test_watch_request_carries_the_prepared_fields(tmp_path: Path) -> None:
@@ -44,7 +44,7 @@ def test_watch_request_carries_the_prepared_fields(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("raw", [b"not json", state(cid="other"), state(pid=0), state(pid="42"), b"[]",
-                                 state(mode="off")])
+                                 state(mode="off"), state(profile="other")])
 def test_odd_state_hands_over(tmp_path: Path, raw: bytes) -> None:
     assert not watch_prepared(prepared_argument(str(tmp_path / "none.sock"), "c1", WATCH), raw)
 

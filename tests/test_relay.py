@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import time
@@ -73,9 +74,8 @@ def test_no_relay_where_fifos_cannot_be_made(tmp_path: Path) -> None:
 def test_relays_of_a_dead_syscage_runtime_are_swept_and_their_hook_freed(tmp_path: Path) -> None:
     relay = open_relay(str(tmp_path), 10)
     assert relay is not None
-    dead = subprocess.run(["/bin/sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
-    orphan = Path(relay.directory).with_name(f"{dead}-deadbeef")
-    Path(relay.directory).rename(orphan)
+    orphan = Path(relay.directory)
+    os.close(relay.lock_fd)  # as when its syscage-runtime dies: the lock goes with the process
     hook = subprocess.Popen(["/bin/sh", "-c", HOOK_SCRIPT, "x", str(orphan / "state"), str(orphan / "verdict")],
                             stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     assert hook.stdin is not None
@@ -86,6 +86,7 @@ def test_relays_of_a_dead_syscage_runtime_are_swept_and_their_hook_freed(tmp_pat
         if wchan.read_text() == "wait_for_partner":  # blocked in the FIFO's open
             break
         time.sleep(0.01)
-    assert open_relay(str(tmp_path), 10) is not None  # the next relay sweeps
+    live = open_relay(str(tmp_path), 10)  # the next relay sweeps
+    assert live is not None and Path(live.directory).exists()  # and leaves a live one (its own) alone
     assert hook.wait(timeout=10) == 1
     assert not orphan.exists()
