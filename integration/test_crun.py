@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +62,28 @@ def test_learn_and_enforce_with_crun(crun_env: Env) -> None:
                                annotations={"io.syscage.mode": "enforce", "io.syscage.profile": name})
     denied = call(WRAPPER, "--root", str(env.root / "crun-state"), "run", "-b", str(denied_bundle), env.name("c"))
     assert denied.returncode != 0 and "Operation not permitted" in denied.stderr
+
+
+def test_create_start_delete_with_crun(crun_env: Env) -> None:
+    """The containerd path with crun as the real runtime: the prestart relay answers crun's hook, and
+    syscage-runtime's delete records the run."""
+    env = crun_env
+    name, cid = env.name("crun-create"), env.name("c")
+    root = ["--root", str(env.root / "crun-state")]
+    bundle = env.bundle(["sh", "-c", "echo hi; ls /"], learn=False, seccomp=None,
+                        annotations={"io.syscage.mode": "learn", "io.syscage.profile": name})
+    created = call(WRAPPER, *root, "create", "--bundle", str(bundle), cid)
+    assert created.returncode == 0, created.stderr
+    assert call(WRAPPER, *root, "start", cid).returncode == 0
+    for _ in range(300):
+        if '"status": "stopped"' in call(CRUN, *root, "state", cid).stdout:
+            break
+        time.sleep(0.1)
+    deleted = call(WRAPPER, *root, "delete", cid)
+    assert deleted.returncode == 0, deleted.stderr
+    profile = env.profile(name)
+    assert [r["container_id"] for r in profile["runs"]] == [cid]
+    assert profile["complete"] and profile["runs"][0]["cutover"] == "seccomp"
+    assert {"execve", "write", "getdents64"} <= set(profile["syscalls"])
+    watching = [json.loads(line) for line in env.log_file.read_text().splitlines() if '"watching"' in line]
+    assert [e["via"] for e in watching if e["container_id"] == cid] == ["relay"]
