@@ -115,13 +115,16 @@ class ProfileStore:
 
     def _write(self, name: str, profile: dict[str, Any]) -> None:
         directory = self.profile_dir(name)
-        from syscage.seccomp import render_profile
+        from syscage.seccomp import render, render_profile
 
-        # Render (and compile) before writing anything: a profile that cannot become a filter
+        # Most runs add no syscall: then seccomp.json (compiled when it was written) stays as it is.
+        # Otherwise render and compile before writing anything: a profile that cannot become a filter
         # is refused whole rather than stored beside a stale seccomp.json.
-        seccomp = render_profile(profile, self.errno)
+        unchanged = self.read_seccomp(name) == render(list(profile["syscalls"]), self.errno, profile["arch"])
+        seccomp = None if unchanged else render_profile(profile, self.errno)
         write_atomically(directory / PROFILE_FILE, dump_json(profile))
-        write_atomically(directory / SECCOMP_FILE, dump_json(seccomp))
+        if seccomp is not None:
+            write_atomically(directory / SECCOMP_FILE, dump_json(seccomp))
 
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:

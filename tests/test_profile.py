@@ -68,3 +68,12 @@ def test_run_records_are_bounded_and_the_total_kept() -> None:
     assert check_profile(profile, "web") is profile
     with pytest.raises(SyscageError, match="runs_total"):
         check_profile({**profile, "runs_total": "many"}, "web")
+
+
+def test_merge_leaves_its_input_untouched_at_any_depth() -> None:
+    p1 = merge(new_profile("web", "SCMP_ARCH_X86_64", "t0"), obs("c1", ["read"], "t1", problems=["lost"]), "t1")
+    before = copy.deepcopy(p1)
+    p2 = merge(p1, obs("c2", ["read", "write"], "t2", unresolved=[999], problems=["lost again"]), "t2")
+    assert p1 == before  # the shared parts were not written through
+    assert p2["syscalls"]["read"]["runs"] == 2 and p1["syscalls"]["read"]["runs"] == 1
+    assert len(p2["incomplete_reasons"]) > len(p1["incomplete_reasons"])
