@@ -119,7 +119,7 @@ def containerd(b: Bench) -> list[Figure]:
              "learn": ({"io.syscage.mode": "learn", "io.syscage.profile": "bench-ctr-learn"}, b.wrapper),
              "enforce": ({"io.syscage.mode": "enforce", "io.syscage.profile": "bench-ctr-enforce"}, b.wrapper)}
     times: dict[str, list[float]] = {k: [] for k in cases}
-    for i in range(b.reps(10, 2)):
+    for i in range(b.reps(14, 2)):  # the ratios' run-to-run spread is about +-0.06 at 10
         order = list(cases) if i % 2 == 0 else list(reversed(cases))
         for key in order:
             times[key].append(ctr_run(*cases[key]))
