@@ -23,9 +23,10 @@ class Containerd:
                               text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
 
     def run(self, rootfs: Path, cid: str, args: list[str], annotations: dict[str, str] | None = None,
-            runc_binary: str | None = None, runtime: str | None = None) -> subprocess.CompletedProcess[str]:
+            runc_binary: str | None = None, runtime: str | None = None,
+            extra: list[str] | None = None) -> subprocess.CompletedProcess[str]:
         # Without an image there is no image config: give the process the PATH an image would.
-        flags = ["--rm", "--rootfs", "--env", "PATH=/bin:/usr/bin:/sbin:/usr/sbin"]
+        flags = ["--rm", "--rootfs", "--env", "PATH=/bin:/usr/bin:/sbin:/usr/sbin", *(extra or [])]
         for key, value in (annotations or {}).items():
             flags += ["--annotation", f"{key}={value}"]
         if runc_binary:
