@@ -70,10 +70,12 @@ def container_exists(runtime: str, runtime_root: str | None, container_id: str) 
         return os.path.isdir(os.path.join(root, container_id))
     import subprocess  # the rare case: no --root and an unusual runtime name
 
+    from syscage.shim.guard import LOOP_GUARD
+
     try:
         done = subprocess.run([runtime, "state", container_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, timeout=30, check=False,
-                              env={**os.environ, "SYSCAGE_RUNTIME_WRAPPED": "1"})
+                              env={**os.environ, LOOP_GUARD: "1"})
     except (OSError, subprocess.SubprocessError):
         return None
     return done.returncode == 0

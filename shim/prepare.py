@@ -236,10 +236,11 @@ def relay_missed(config: Config, container_id: str, runtime_root: str | None, te
             return 0
         tell.error(f"{problem} (learn.on_tracer_error = fail: deleted)")
         from syscage.shim.child import spawn_runtime, wait_runtime
+        from syscage.shim.guard import LOOP_GUARD
 
         options = [*(["--root", runtime_root] if runtime_root else []), *tell.options()]
         wait_runtime(spawn_runtime(str(config.runtime_path), [*options, "delete", "--force", container_id],
-                                   "SYSCAGE_RUNTIME_WRAPPED"))
+                                   LOOP_GUARD))
         return 1
     return missed
 

@@ -14,13 +14,13 @@ import sys
 
 from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_operand, find_subcommand
 from syscage.shim.fastconfig import read_keys
+from syscage.shim.guard import LOOP_GUARD
 from syscage.shim.markers import container_exists, marker_path, remove_marker
 
 MARKER = b"io.syscage.mode"
 # A bundle with either of these takes the slow path even without the annotation: hooks syscage-runtime
 # wrote on an earlier learning run (exactly as it writes them) must go now that syscage is off.
 SLOW_PATH_TAGS = (MARKER, b'"args": ["syscage-hook", ', b'"syscage-prestart-relay"')
-LOOP_GUARD = "SYSCAGE_RUNTIME_WRAPPED"
 
 
 def main() -> None:
