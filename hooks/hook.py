@@ -12,14 +12,14 @@ import sys
 from typing import Any
 
 from syscage.config import Config, load_config
-from syscage.console import say_error, say_warning
+from syscage.console import say_error
 from syscage.errors import SyscageError
+from syscage.names import LEARNING_MODES
 from syscage.oci import HookState, Selection, has_seccomp, load_spec, no_new_privileges, parse_hook_state, select
 
 PHASES = ("prestart", "poststop", "auto")
 # With "auto" (hooks.d files that list several stages), the phase comes from the state's status.
 STATUS_PHASE = {"creating": "prestart", "created": "prestart", "stopped": "poststop"}
-LEARNING_MODES = ("learn", "complain")
 USAGE = "usage: syscage-hook prestart|poststop|auto  (run by an OCI runtime, with the container state on stdin)"
 
 
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
                "mode": selection.mode}
     try:
         if phase == "prestart":
-            return prestart(config, state, selection, context)
-        return poststop(config, state, selection, context)
+            return prestart(config, state, selection)
+        return poststop(config, state, selection)
     except (SyscageError, OSError) as exc:
         # OSError: an unexpected file-system failure (full disk, unwritable store): still one line.
         log_event(config, "error", f"{phase} failed", error=str(exc), **context)
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
         return 1
 
 
-def prestart(config: Config, state: HookState, selection: Selection, context: dict[str, Any]) -> int:
+def prestart(config: Config, state: HookState, selection: Selection) -> int:
     from syscage.hooks.watch import ask_to_watch
 
     if state.pid is None:
@@ -72,26 +72,20 @@ def prestart(config: Config, state: HookState, selection: Selection, context: di
     return 0
 
 
-def poststop(config: Config, state: HookState, selection: Selection, context: dict[str, Any]) -> int:
+def poststop(config: Config, state: HookState, selection: Selection) -> int:
     from syscage.hooks.record import record_run, record_timeout
 
     assert selection.profile is not None
-    reply = record_run(state.container_id, selection.profile, selection.mode, parent_executable(), "hook",
-                       socket_path=str(config.tracer_socket), timeout=record_timeout(config), config=config)
-    if not reply.get("complete"):
-        say_warning(f"run of {state.container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
+    record_run(state.container_id, selection.profile, selection.mode, parent_executable(), "hook",
+               socket_path=str(config.tracer_socket), timeout=record_timeout(config), config=config)
     return 0
 
 
 def log_event(config: Config | None, level: str, event: str, **fields: Any) -> None:
     """One structured log entry (see syscage.jsonlog: no structlog import on the container's start path)."""
-    from syscage.jsonlog import JsonLog
+    from syscage.jsonlog import log_event as log_entry
 
-    try:
-        config = config or load_config()
-    except SyscageError:
-        return
-    JsonLog(str(config.log_file), config.log_level, "hook").log(level, event, **fields)
+    log_entry(config, "hook", level, event, **fields)
 
 
 def phase_from_status(state: HookState) -> str:

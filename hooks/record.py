@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from syscage.console import say_warning
 from syscage.errors import SyscageError
 from syscage.hooks.protocol import TracerLost, TracerUnavailable, call
 
@@ -23,7 +24,8 @@ def record_timeout(config: Config) -> float:
 
 def record_run(container_id: str, profile: str, mode: str, runtime_exe: str, component: str, *,
                socket_path: str, timeout: float, config: Config | None = None) -> dict[str, Any]:
-    """The tracer's reply ({"ok", "complete", "problems"}); raises SyscageError if the run was not recorded.
+    """The tracer's reply ({"ok", "complete", "problems"}), after a warning on stderr if the run is incomplete;
+    raises SyscageError if the run was not recorded.
 
     The config is loaded only if the tracer cannot be asked (syscage-runtime's delete passes the socket and
     timeout it wrote into the learning marker, and spares itself the config loader on the usual path)."""
@@ -46,6 +48,8 @@ def record_run(container_id: str, profile: str, mode: str, runtime_exe: str, com
                                 f"the tracer was not running at poststop ({exc}): it died or was stopped", component)
     if not reply.get("ok"):
         raise SyscageError(str(reply.get("error")), "see the syscage log (paths.log_file)")
+    if not reply.get("complete"):
+        say_warning(f"run of {container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
     return reply
 
 
@@ -83,7 +87,7 @@ def record_untraced(config: Config, container_id: str, profile: str, mode: str, 
 
     obs = untraced_observation(container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
     ProfileStore(config.store, config.seccomp_errno).record_run(profile, obs)
-    JsonLog(str(config.log_file), config.log_level, component).log(
+    JsonLog.of(config, component).log(
         "warning", "run recorded", complete=False, problems=obs.problems, phase="poststop",
         container_id=container_id, profile=profile, mode=mode)
     return {"ok": True, "complete": False, "problems": obs.problems}

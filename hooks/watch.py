@@ -26,7 +26,7 @@ def ask_to_watch(config: Config, message: dict[str, Any], component: str,
     except SyscageError as exc:
         if config.on_tracer_error == "fail":
             raise
-        JsonLog(str(config.log_file), config.log_level, component).log(
+        JsonLog.of(config, component).log(
             "warning", "container runs untraced", error=str(exc), phase="prestart", container_id=container_id,
             profile=message.get("profile"), mode=message.get("mode"))
         if warn is not None:

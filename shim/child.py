@@ -12,12 +12,14 @@ import os
 import signal
 import sys
 
+from syscage.shim.guard import exec_runtime
+
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 PR_SET_PDEATHSIG = 1
 _saved: dict[int, dict[int, object]] = {}  # child pid -> our signal handlers before we forwarded them
 
 
-def spawn_runtime(runtime: str, args: list[str], loop_guard: str) -> int:
+def spawn_runtime(runtime: str, args: list[str]) -> int:
     """Start the real runtime with our argv and stdio; its pid. Our signals are forwarded to it."""
     import ctypes  # here: only these two calls pay its import
 
@@ -31,12 +33,9 @@ def spawn_runtime(runtime: str, args: list[str], loop_guard: str) -> int:
                 os._exit(137)
             for signum in FORWARDED:
                 signal.signal(signum, signal.SIG_DFL)
-            os.environ[loop_guard] = "1"
-            os.execv(runtime, [runtime, *args])
-        except OSError as exc:
-            sys.stderr.write(f"syscage-runtime: error: cannot run the real runtime {runtime}: {exc.strerror}; "
-                             "set runtime.path in the syscage config\n")
-        os._exit(127)
+            exec_runtime(runtime, args)
+        finally:
+            os._exit(127)
     _saved[pid] = {signum: signal.signal(signum, lambda received, _frame: os.kill(pid, received))
                    for signum in FORWARDED}
     return pid

@@ -7,15 +7,15 @@ failing poststop hook."""
 
 from __future__ import annotations
 
-from syscage.console import say_error, say_warning
+from syscage.console import say_error
 from syscage.shim.child import spawn_runtime, wait_runtime
 from syscage.shim.markers import claim_marker, container_exists, read_marker, remove_marker
 
 
 def delete_and_record(runtime: str, args: list[str], marker: str, container_id: str,
-                      runtime_root: str | None, loop_guard: str) -> int:
+                      runtime_root: str | None) -> int:
     """The runtime's exit code (minus a signal that killed it, for child.exit_like)."""
-    code = wait_runtime(spawn_runtime(runtime, args, loop_guard))
+    code = wait_runtime(spawn_runtime(runtime, args))
     exists = container_exists(runtime, runtime_root, container_id)
     if exists or (exists is None and code != 0):
         return code  # not deleted (e.g. still running, without --force): the next delete records it
@@ -41,24 +41,11 @@ def record(runtime: str, container_id: str, learning: dict[str, object]) -> None
     timeout = learning["timeout"]
     assert isinstance(timeout, (int, float))
     try:
-        reply = record_run(container_id, profile, mode, runtime, "runtime", socket_path=str(learning["socket"]),
-                           timeout=float(timeout))
+        record_run(container_id, profile, mode, runtime, "runtime", socket_path=str(learning["socket"]),
+                   timeout=float(timeout))
     except (SyscageError, OSError) as exc:
+        from syscage.jsonlog import log_event
+
         say_error(f"recording the run of container {container_id} into profile {profile} failed: {exc}")
-        log_failure(container_id, profile, str(exc))
-        return
-    if not reply.get("complete"):
-        say_warning(f"run of {container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
-
-
-def log_failure(container_id: str, profile: str, error: str) -> None:
-    from syscage.config import load_config
-    from syscage.errors import SyscageError
-    from syscage.jsonlog import JsonLog
-
-    try:
-        config = load_config()
-    except SyscageError:
-        return  # said on stderr already; a broken config has no log file to name
-    JsonLog(str(config.log_file), config.log_level, "runtime").log(
-        "error", "run not recorded", container_id=container_id, profile=profile, error=error)
+        log_event(None, "runtime", "error", "run not recorded", container_id=container_id, profile=profile,
+                  error=str(exc))

@@ -1,4 +1,19 @@
-"""Set in the environment of every real-runtime process syscage-runtime starts: a runtime.path that points
-back at syscage-runtime then fails at once with a clear line instead of running itself forever."""
+"""The real runtime, as syscage-runtime starts it (exec'd, or as a child): the loop guard in its
+environment, and the one line when it cannot be started. Only `os` and `sys`: the passthrough path uses it."""
 
+import os
+import sys
+
+# Set for every real-runtime process: a runtime.path that points back at syscage-runtime then fails at
+# once with a clear line instead of running itself forever.
 LOOP_GUARD = "SYSCAGE_RUNTIME_WRAPPED"
+
+
+def exec_runtime(runtime: str, args: list[str]) -> None:
+    """Replace this process with the real runtime; on failure, one line on stderr (the caller exits 127)."""
+    os.environ[LOOP_GUARD] = "1"
+    try:
+        os.execv(runtime, [runtime, *args])
+    except OSError as exc:
+        sys.stderr.write(f"syscage-runtime: error: cannot run the real runtime {runtime}: {exc.strerror}; "
+                         "set runtime.path in the syscage config\n")

@@ -27,16 +27,15 @@ def marker_path(run_dir: str, runtime_root: str | None, container_id: str | None
 
 def write_marker(path: str, container_id: str, runtime_root: str | None, profile: str, mode: str,
                  tracer_socket: str, timeout: float) -> None:
-    """Atomically (temp + rename): a `delete` never reads half a marker. /run is tmpfs, so no fsync."""
+    """Atomically: a `delete` never reads half a marker. /run is tmpfs, so not durably."""
     import json
+
+    from syscage.atomic import write_atomically
 
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     doc = {"container_id": container_id, "runtime_root": runtime_root or "", "profile": profile, "mode": mode,
            "socket": tracer_socket, "timeout": timeout}
-    temp = f"{path}.{os.getpid()}.tmp"
-    with open(temp, "w") as f:
-        json.dump(doc, f)
-    os.replace(temp, path)
+    write_atomically(path, json.dumps(doc).encode(), 0o600, durable=False)
 
 
 def read_marker(path: str, container_id: str, runtime_root: str | None) -> dict[str, object] | None:

@@ -37,11 +37,13 @@ def recall(bundle: str, spec: dict[str, Any]) -> tuple[bool, dict[str, Any] | No
     return (True, own) if own is None or isinstance(own, dict) else (False, None)
 
 
-def remember(bundle: str, spec_before: dict[str, Any], spec_after: dict[str, Any]) -> None:
-    """Call after replacing the filter: keeps the bundle's own (the one before syscage's first replacement)."""
+def remember(bundle: str, recalled: tuple[bool, dict[str, Any] | None], spec_before: dict[str, Any],
+             spec_after: dict[str, Any]) -> None:
+    """Call after replacing the filter, with what recall() found before: keeps the bundle's own filter (the
+    one before syscage's first replacement)."""
     from syscage.atomic import write_atomically
 
-    known, own = recall(bundle, spec_before)
+    known, own = recalled
     doc = {"own": own if known else _current(spec_before), "written": _current(spec_after)}
     write_atomically(os.path.join(bundle, OWN_FILTER_FILE), json.dumps(doc).encode(), 0o600)
 

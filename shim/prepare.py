@@ -3,6 +3,7 @@ modifier list, apply it and write the spec back atomically, or refuse with one c
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from typing import Any, NamedTuple
 from syscage.config import Config, load_config
 from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
+from syscage.names import ANNOTATION_MODE, LEARNING_MODES
 from syscage.oci import Selection, select, spec_annotations
 from syscage.shim import ownfilter
 from syscage.shim.modifiers import (
@@ -26,10 +28,7 @@ from syscage.shim.modifiers import (
     ensure_filter_load,
     set_seccomp,
 )
-from syscage.shim.relay import PrestartRelay, close_relay, open_relay
-
-LEARNING_MODES = ("learn", "complain")
-ANNOTATION = b"io.syscage.mode"
+from syscage.shim.relay import PrestartRelay, open_relay, run_with_relay
 
 
 class Unenforceable(SyscageError):
@@ -37,13 +36,11 @@ class Unenforceable(SyscageError):
 
 
 class Prepared(NamedTuple):
-    """What prepare_bundle did: a refusal's exit code, or 0; with a prestart relay to serve (a learning
-    `create`), the relay and the function that answers its hook."""
+    """What prepare_bundle did: a refusal's exit code, or 0; for a learning `create` with a prestart relay,
+    serve(runtime, args) runs the runtime and answers its hook (syscage.shim.relay.run_with_relay)."""
 
     code: int
-    relay: PrestartRelay | None = None
-    answer: Callable[[bytes], str | None] | None = None
-    missed: Callable[[], int] | None = None
+    serve: Callable[[str, list[str]], int] | None = None
 
 
 def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_log: str | None,
@@ -56,7 +53,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     `create` also gets the prestart relay (syscage.shim.relay) when it can be set up."""
     cid = container_id or "?"
     # Without the annotation we are here only to clear what an earlier run left: never refuse then.
-    annotated = ANNOTATION in raw
+    annotated = ANNOTATION_MODE.encode() in raw
     try:
         config = load_config()
         spec = json.loads(raw)
@@ -68,8 +65,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
                                runtime_log_format) if annotated else 0)
     except SyscageError as exc:
         return Prepared(refuse(str(exc), cid, runtime_log, runtime_log_format) if annotated else 0)
-    log = JsonLog(str(config.log_file), config.log_level, "runtime", container_id=cid, profile=selection.profile,
-                  mode=selection.mode)
+    log = JsonLog.of(config, "runtime", container_id=cid, profile=selection.profile, mode=selection.mode)
     marked = (selection.mode in LEARNING_MODES and marker is not None
               and leave_marker(marker, cid, runtime_root, selection, config, log))
     relay: PrestartRelay | None = None
@@ -78,12 +74,12 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
 
     def refused(message: str) -> Prepared:
         if relay is not None:
-            close_relay(relay.directory)
-            os.close(relay.lock_fd)
+            relay.close()
         return Prepared(refuse(message, cid, runtime_log, runtime_log_format, marker if marked else None))
 
     try:
-        plan = modifiers_for(selection, config, log, ownfilter.recall(bundle, spec))
+        own = ownfilter.recall(bundle, spec)
+        plan = modifiers_for(selection, config, log, own)
         # Hooks an earlier run of this bundle left (runc users reuse bundle directories) go first.
         modifiers = [drop_syscage_hooks, *plan.modifiers]
         if selection.mode in LEARNING_MODES:
@@ -101,7 +97,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         new_spec = apply(spec, modifiers)
         if new_spec != spec:
             if plan.replaces_filter:
-                ownfilter.remember(bundle, spec, new_spec)
+                ownfilter.remember(bundle, own, spec, new_spec)
             # Compact: with indent, json encodes in pure Python (~10x slower on a containerd spec).
             write_atomically(path, json.dumps(new_spec).encode(), mode=os.stat(path).st_mode & 0o7777)
             if plan.restores_own:
@@ -122,8 +118,9 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     log.info("spec prepared", bundle=bundle, modifiers=[getattr(m, "__qualname__", str(m)) for m in modifiers],
              run_recorded_at="delete" if marked else "poststop hook",
              prestart="relay" if relay else "syscage-hook" if selection.mode in LEARNING_MODES else None)
-    missed = relay_missed(config, cid, runtime_root, tell) if relay is not None else None
-    return Prepared(0, relay, answer, missed)
+    if relay is None or answer is None:
+        return Prepared(0)
+    return Prepared(0, functools.partial(run_with_relay, relay, answer, relay_missed(config, cid, runtime_root, tell)))
 
 
 def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, config: Config,
@@ -218,7 +215,7 @@ def relay_answer(config: Config, container_id: str, watch: dict[str, Any], tell:
                                   **watch}, "runtime", warn=tell.warning)
         except SyscageError as exc:
             tell.error(f"prestart: {exc}")
-            JsonLog(str(config.log_file), config.log_level, "runtime").log(
+            JsonLog.of(config, "runtime").log(
                 "error", "prestart failed", container_id=container_id, profile=watch["profile"], error=str(exc))
             return f"syscage: container {container_id}: {exc}"
         return None
@@ -236,11 +233,9 @@ def relay_missed(config: Config, container_id: str, runtime_root: str | None, te
             return 0
         tell.error(f"{problem} (learn.on_tracer_error = fail: deleted)")
         from syscage.shim.child import spawn_runtime, wait_runtime
-        from syscage.shim.guard import LOOP_GUARD
 
         options = [*(["--root", runtime_root] if runtime_root else []), *tell.options()]
-        wait_runtime(spawn_runtime(str(config.runtime_path), [*options, "delete", "--force", container_id],
-                                   LOOP_GUARD))
+        wait_runtime(spawn_runtime(str(config.runtime_path), [*options, "delete", "--force", container_id]))
         return 1
     return missed
 

@@ -45,6 +45,11 @@ class PrestartRelay(NamedTuple):
     timeout: int
     lock_fd: int  # an flock held while the relay lives: what sweep() tests, in any PID namespace
 
+    def close(self) -> None:
+        """Remove the FIFOs and directory, and let go of the lock."""
+        close_relay(self.directory)
+        os.close(self.lock_fd)
+
     def hook_entry(self) -> dict[str, Any]:
         return {"path": SHELL, "args": ["sh", "-c", HOOK_SCRIPT, RELAY_TAG, self.state_fifo,
                                         self.verdict_fifo], "timeout": self.timeout, "env": [HOOK_PATH]}
@@ -116,8 +121,8 @@ def close_relay(directory: str) -> None:
         os.rmdir(directory)
 
 
-def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: PrestartRelay,
-                   answer: Callable[[bytes], str | None], missed: Callable[[], int]) -> int:
+def run_with_relay(relay: PrestartRelay, answer: Callable[[bytes], str | None], missed: Callable[[], int],
+                   runtime: str, args: list[str]) -> int:
     """Run the runtime's `create`, answering its prestart hook with answer(state) (None: ok, else why it
     fails); the runtime's exit code (minus a signal that killed it, for child.exit_like). missed() gives
     the code when the runtime succeeded but the hook never came."""
@@ -128,11 +133,10 @@ def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: Presta
         state_fd = os.open(relay.state_fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         verdict_fd = os.open(relay.verdict_fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
-        close_relay(relay.directory)
-        os.close(relay.lock_fd)
+        relay.close()
         raise
     try:
-        child = spawn_runtime(runtime, args, loop_guard)
+        child = spawn_runtime(runtime, args)
         state = _read_state(state_fd, child, relay.timeout)
         failure: str | None = "syscage: no prestart state came within the hook's timeout"
         if state is not None:
@@ -148,8 +152,7 @@ def run_with_relay(runtime: str, args: list[str], loop_guard: str, relay: Presta
     finally:
         os.close(state_fd)
         os.close(verdict_fd)
-        close_relay(relay.directory)
-        os.close(relay.lock_fd)
+        relay.close()
 
 
 def _read_state(fd: int, child: int, timeout: float) -> bytes | None:

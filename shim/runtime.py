@@ -14,7 +14,7 @@ import sys
 
 from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_operand, find_subcommand
 from syscage.shim.fastconfig import read_keys
-from syscage.shim.guard import LOOP_GUARD
+from syscage.shim.guard import LOOP_GUARD, exec_runtime
 from syscage.shim.markers import container_exists, marker_path, remove_marker
 
 MARKER = b"io.syscage.mode"
@@ -57,11 +57,10 @@ def main() -> None:
                                       find_global_option(args, "log-format"), marker, root)
             if prepared.code:
                 sys.exit(prepared.code)
-            if prepared.relay is not None and prepared.answer is not None and prepared.missed is not None:
+            if prepared.serve is not None:
                 from syscage.shim.child import exit_like
-                from syscage.shim.relay import run_with_relay
 
-                code = run_with_relay(runtime, args, LOOP_GUARD, prepared.relay, prepared.answer, prepared.missed)
+                code = prepared.serve(runtime, args)
                 if code and marker and container_id and container_exists(runtime, root, container_id) is False:
                     remove_marker(marker)  # no container was created: nothing to record at delete
                 exit_like(code)
@@ -74,15 +73,10 @@ def main() -> None:
                 from syscage.shim.child import exit_like
                 from syscage.shim.finish import delete_and_record
 
-                exit_like(delete_and_record(runtime, args, marker, container_id, root, LOOP_GUARD))
+                exit_like(delete_and_record(runtime, args, marker, container_id, root))
             remove_marker(marker)  # no such container: a stale marker, nothing to record
-    os.environ[LOOP_GUARD] = "1"
-    try:
-        os.execv(runtime, [runtime, *args])
-    except OSError as exc:
-        sys.stderr.write(f"syscage-runtime: error: cannot run the real runtime {runtime}: {exc.strerror}; "
-                         "set runtime.path in the syscage config\n")
-        sys.exit(127)
+    exec_runtime(runtime, args)
+    sys.exit(127)
 
 
 if __name__ == "__main__":

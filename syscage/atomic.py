@@ -10,8 +10,9 @@ import contextlib
 import os
 
 
-def write_atomically(path: os.PathLike[str] | str, data: bytes, mode: int = 0o644) -> None:
-    """temp file (same directory) -> fsync -> rename -> fsync(directory)."""
+def write_atomically(path: os.PathLike[str] | str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """temp file (same directory) -> fsync -> rename -> fsync(directory). Not durable: no fsyncs, for files
+    that may be lost in a crash (caches, and markers on tmpfs), where readers must still never see half."""
     path = os.fspath(path)
     directory, name = os.path.split(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -29,12 +30,15 @@ def write_atomically(path: os.PathLike[str] | str, data: bytes, mode: int = 0o64
             out.write(data)
             out.flush()
             os.fchmod(out.fileno(), mode)
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return
     dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)

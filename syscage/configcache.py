@@ -42,18 +42,11 @@ def read_cache(path: str, config_text: bytes) -> str | None:
 
 
 def write_cache(path: str, config_text: bytes, body: str) -> None:
-    """Best effort (temp + rename, so a reader never sees half a file): without it, every call parses."""
-    temp = f"{path}.{os.getpid()}"
+    """Best effort (atomically, so a reader never sees half a file): without it, every call parses."""
+    from syscage.atomic import write_atomically
+
     try:
         os.makedirs(CACHE_DIR, mode=0o700, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, b"%d\n%s%s" % (len(config_text), config_text, body.encode()))
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
+        write_atomically(path, b"%d\n%s%s" % (len(config_text), config_text, body.encode()), 0o600, durable=False)
     except OSError:
-        try:
-            os.unlink(temp)
-        except OSError:
-            return
+        return

@@ -11,7 +11,10 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syscage.config import Config
 
 _ORDER = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -41,6 +44,11 @@ class JsonLog:
     def __init__(self, log_file: str, min_level: str, component: str, **bound: Any) -> None:
         self.log_file, self.min_level, self.component, self.bound = log_file, min_level, component, bound
 
+    @classmethod
+    def of(cls, config: Config, component: str, **bound: Any) -> JsonLog:
+        """The log the config names, at its level."""
+        return cls(str(config.log_file), config.log_level, component, **bound)
+
     def log(self, level: str, event: str, **fields: Any) -> None:
         append(self.log_file, self.min_level, self.component, level, event, **self.bound, **fields)
 
@@ -52,3 +60,16 @@ class JsonLog:
 
     def error(self, event: str, **fields: Any) -> None:
         self.log("error", event, **fields)
+
+
+def log_event(config: Config | None, component: str, level: str, event: str, **fields: Any) -> None:
+    """One entry in the configured log, loading the config if the caller has none; a config that cannot
+    be loaded has no log to write to (the caller has said what went wrong on stderr already)."""
+    from syscage.config import load_config
+    from syscage.errors import SyscageError
+
+    try:
+        config = config or load_config()
+    except SyscageError:
+        return
+    JsonLog.of(config, component).log(level, event, **fields)

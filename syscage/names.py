@@ -12,6 +12,7 @@ _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 ANNOTATION_MODE = "io.syscage.mode"
 ANNOTATION_PROFILE = "io.syscage.profile"
 MODES = ("off", "learn", "enforce", "complain")
+LEARNING_MODES = ("learn", "complain")  # the modes the tracer watches
 
 # Kubernetes (CRI) annotations that identify a container across restarts and replicas.
 K8S_NAMESPACE = "io.kubernetes.cri.sandbox-namespace"

@@ -20,7 +20,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_we_end_as_the_runtime_ended(signum: int) -> None:
     """A runtime killed by a signal: we die by the same signal (SIGKILL included), so the exit status matches."""
-    done = run_python(f"pid = spawn_runtime('/bin/sh', ['-c', 'kill -{int(signum)} $$'], 'G')\n"
+    done = run_python(f"pid = spawn_runtime('/bin/sh', ['-c', 'kill -{int(signum)} $$'])\n"
                       "code = wait_runtime(pid)\n"
                       f"assert code == -{int(signum)}, code\n"
                       "exit_like(code)")
@@ -28,12 +28,12 @@ def test_we_end_as_the_runtime_ended(signum: int) -> None:
 
 
 def test_exit_codes_pass_through() -> None:
-    done = run_python("exit_like(wait_runtime(spawn_runtime('/bin/sh', ['-c', 'exit 7'], 'G')))")
+    done = run_python("exit_like(wait_runtime(spawn_runtime('/bin/sh', ['-c', 'exit 7'])))")
     assert done.returncode == 7, done.stderr
 
 
 def test_our_signals_reach_the_runtime_and_are_ours_again_after() -> None:
-    code = ("pid = spawn_runtime('/bin/sh', ['-c', 'trap \"exit 5\" TERM; while :; do sleep 0.05; done'], 'G')\n"
+    code = ("pid = spawn_runtime('/bin/sh', ['-c', 'trap \"exit 5\" TERM; while :; do sleep 0.05; done'])\n"
             "time.sleep(0.3)\n"
             "os.kill(os.getpid(), signal.SIGTERM)\n"  # to us: forwarded to the runtime
             "code = wait_runtime(pid)\n"
@@ -46,7 +46,7 @@ def test_our_signals_reach_the_runtime_and_are_ours_again_after() -> None:
 
 def test_the_runtime_dies_with_us() -> None:
     """PR_SET_PDEATHSIG: a shim that kills syscage-runtime (SIGKILL) kills the runtime too, as with exec."""
-    code = ("pid = spawn_runtime('/bin/sh', ['-c', 'sleep 30'], 'G')\n"
+    code = ("pid = spawn_runtime('/bin/sh', ['-c', 'sleep 30'])\n"
             "print(pid, flush=True)\n"
             "time.sleep(30)")
     parent = subprocess.Popen([sys.executable, "-c", PRELUDE + code], stdout=subprocess.PIPE, text=True)

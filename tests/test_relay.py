@@ -12,8 +12,6 @@ import pytest
 
 from syscage.shim.relay import HOOK_SCRIPT, open_relay, run_with_relay
 
-GUARD = "SYSCAGE_TEST_GUARD"
-
 
 def runtime_running_hook(hook: list[str], log: Path) -> list[str]:
     """argv for /bin/sh: pipe a state into the relay's hook like a runtime, keep its stderr, end with its code."""
@@ -37,7 +35,7 @@ def test_the_hook_gets_the_verdict_and_says_why(tmp_path: Path, failure: str | N
 
     log = tmp_path / "hook.err"
     argv = runtime_running_hook(hook_argv(relay.hook_entry()), log)
-    assert run_with_relay("/bin/sh", argv, GUARD, relay, answer, lambda: 99) == code
+    assert run_with_relay(relay, answer, lambda: 99, "/bin/sh", argv) == code
     assert seen == [b'{"id": "c1", "pid": 7}']
     assert log.read_text().strip() == (failure or "")  # a runtime puts this into its error
     assert not Path(relay.directory).exists()  # FIFOs and directory removed
@@ -47,14 +45,14 @@ def test_a_runtime_that_ends_before_its_hooks_is_not_waited_for(tmp_path: Path) 
     relay = open_relay(str(tmp_path), 30)
     assert relay is not None
     calls: list[bytes] = []
-    assert run_with_relay("/bin/sh", ["-c", "exit 3"], GUARD, relay, calls.append, lambda: 99) == 3
+    assert run_with_relay(relay, calls.append, lambda: 99, "/bin/sh", ["-c", "exit 3"]) == 3
     assert calls == []
 
 
 def test_a_runtime_that_succeeds_without_the_hook_is_reported(tmp_path: Path) -> None:
     relay = open_relay(str(tmp_path), 30)
     assert relay is not None
-    assert run_with_relay("/bin/sh", ["-c", "exit 0"], GUARD, relay, lambda raw: None, lambda: 42) == 42
+    assert run_with_relay(relay, lambda raw: None, lambda: 42, "/bin/sh", ["-c", "exit 0"]) == 42
 
 
 def test_a_stale_relay_hook_does_nothing(tmp_path: Path) -> None:

@@ -141,9 +141,9 @@ def test_a_reused_bundle_learns_under_its_own_filter(spec: dict, tmp_path: Path)
     profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
     assert ownfilter.recall(bundle, spec) == (False, None)
     enforced = apply(spec, [set_seccomp(profile)])
-    ownfilter.remember(bundle, spec, enforced)
+    ownfilter.remember(bundle, ownfilter.recall(bundle, spec), spec, enforced)
     again = apply(enforced, [set_seccomp({**profile, "defaultErrnoRet": 38})])  # enforced again, another filter
-    ownfilter.remember(bundle, enforced, again)
+    ownfilter.remember(bundle, ownfilter.recall(bundle, enforced), enforced, again)
     assert ownfilter.recall(bundle, again) == (True, own)  # still the bundle's own, not the first profile's
     assert apply(again, [set_seccomp(own)]) == spec
     edited = apply(again, [set_seccomp({"defaultAction": "SCMP_ACT_LOG"})])  # the operator set a filter since
