@@ -1,0 +1,190 @@
+"""Intersect a profile with the container's own seccomp filter: syscage never makes a filter looser.
+
+The container may load only one filter, so the profile cannot simply be stacked on the spec's own filter
+F. compose() writes the one filter R the kernel would give the stack of both: for syscall s and
+arguments a, R(s, a) = F(s, a) when the profile allows s, else the stricter of F(s, a) and the profile's
+deny action (ERRNO for enforce, LOG for complain). F's rules keep their argument conditions and errno.
+
+Everything here is pure Python (no libseccomp): it runs on the container's start path. The semantics it
+relies on are those of runc (and crun) over libseccomp, checked in tests/test_compose.py: a rule whose
+action equals the default action is skipped; for one syscall, an unconditional rule overrides conditional
+ones; ERRNO and TRACE without errnoRet mean EPERM.
+"""
+
+from __future__ import annotations
+
+import copy
+import errno as errno_codes
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from syscage.errors import SyscageError
+
+# Kernel precedence, strictest first (seccomp_run_filters keeps the lowest SECCOMP_RET_ACTION).
+RANK = {
+    "SCMP_ACT_KILL_PROCESS": 0,
+    "SCMP_ACT_KILL_THREAD": 1,
+    "SCMP_ACT_KILL": 1,
+    "SCMP_ACT_TRAP": 2,
+    "SCMP_ACT_ERRNO": 3,
+    "SCMP_ACT_NOTIFY": 4,
+    "SCMP_ACT_TRACE": 5,
+    "SCMP_ACT_LOG": 6,
+    "SCMP_ACT_ALLOW": 7,
+}
+WITH_DATA = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")  # their errnoRet is part of the action
+# Top-level keys of F that say how the filter is loaded, not what it allows: kept as they are.
+KEPT_KEYS = ("flags", "listenerPath", "listenerMetadata")
+
+
+class Action(NamedTuple):
+    name: str
+    data: int | None = None
+
+    @property
+    def rank(self) -> int:
+        return RANK[self.name]
+
+    def key(self) -> tuple[str, int | None]:
+        """What runc compares: KILL is KILL_THREAD, a missing errnoRet is EPERM."""
+        name = "SCMP_ACT_KILL_THREAD" if self.name == "SCMP_ACT_KILL" else self.name
+        if name in WITH_DATA:
+            return name, errno_codes.EPERM if self.data is None else self.data
+        return name, None
+
+
+DENY_LOG = Action("SCMP_ACT_LOG")
+
+
+def deny_errno(errno: int) -> Action:
+    return Action("SCMP_ACT_ERRNO", errno)
+
+
+class CannotCompose(SyscageError):
+    """The intersection cannot be written as one filter, or the own filter is malformed."""
+
+
+def stricter(own: Action, deny: Action) -> Action:
+    """The action the kernel would take from a stack of both filters (a tie keeps the own filter's errno)."""
+    return own if own.rank <= deny.rank else deny
+
+
+def is_trivial(own: dict[str, Any] | None) -> bool:
+    """No filter at all, or one that allows everything and sets nothing else (learning's allow-all)."""
+    if own is None:
+        return True
+    if set(own) - {"defaultAction", "architectures", "syscalls"} or own.get("defaultAction") != "SCMP_ACT_ALLOW":
+        return False
+    return all(isinstance(r, dict) and r.get("action") == "SCMP_ACT_ALLOW" for r in own.get("syscalls") or [])
+
+
+def plain(allowed: Iterable[str], deny: Action, arch: str) -> dict[str, Any]:
+    """The profile alone: default `deny`, `allowed` allowed, on the native ABI."""
+    names = sorted(set(allowed))
+    out: dict[str, Any] = {"defaultAction": deny.name}
+    if deny.name in WITH_DATA and deny.data is not None:
+        out["defaultErrnoRet"] = deny.data
+    out["architectures"] = [arch]
+    out["syscalls"] = [{"names": names, "action": "SCMP_ACT_ALLOW"}] if names else []
+    return out
+
+
+def compose(own: dict[str, Any] | None, allowed: Iterable[str], deny: Action, arch: str) -> dict[str, Any]:
+    """The filter R described above; CannotCompose when R cannot be one filter (see _check_expressible)."""
+    allowed = set(allowed)
+    if is_trivial(own):
+        return plain(allowed, deny, arch)
+    assert own is not None
+    default = _action(own.get("defaultAction"), own.get("defaultErrnoRet"), "defaultAction")
+    rules = [r for r in _rules(own) if _rule_action(r).key() != default.key()]  # runc skips these
+    out: dict[str, Any] = {}
+    extra: list[dict[str, Any]] = []
+    if default.rank <= deny.rank:
+        # F's default already denies at least as strictly: it stays, with its errno.
+        result_default = default
+        out["defaultAction"] = own["defaultAction"]
+        if "defaultErrnoRet" in own:
+            out["defaultErrnoRet"] = own["defaultErrnoRet"]
+    else:
+        # A deny-list filter (e.g. default ALLOW): the result's default is the profile's deny, so what F
+        # left to its default must be written out for the allowed syscalls.
+        result_default = deny
+        out["defaultAction"] = deny.name
+        if deny.name in WITH_DATA and deny.data is not None:
+            out["defaultErrnoRet"] = deny.data
+        ruled = _check_expressible(rules, allowed, own["defaultAction"])
+        implicit = sorted(allowed - ruled)
+        if implicit:
+            extra.append(_rule(implicit, default))
+    out["architectures"] = [arch]
+    for key in KEPT_KEYS:
+        if key in own:
+            out[key] = copy.deepcopy(own[key])
+    composed: list[dict[str, Any]] = []
+    for rule in rules:
+        names = rule["names"]
+        kept = [n for n in names if n in allowed]
+        denied = [n for n in names if n not in allowed]
+        if kept:
+            composed.append({**copy.deepcopy(rule), "names": kept})
+        action = stricter(_rule_action(rule), deny)
+        if denied and action.key() != result_default.key():
+            composed.append(_rule(denied, action, rule.get("args")))
+    out["syscalls"] = [r for r in composed + extra if _rule_action(r).key() != result_default.key()]
+    return out
+
+
+def _check_expressible(rules: list[dict[str, Any]], allowed: set[str], default_name: str) -> set[str]:
+    """The allowed syscalls F has rules for. An allowed syscall with only conditional rules cannot be kept
+    exactly once the default changes: it would need "F's default unless the condition", and an
+    unconditional rule overrides a conditional one for the same syscall in libseccomp."""
+    conditional: dict[str, bool] = {}  # name -> all its rules are conditional
+    for rule in rules:
+        for name in rule["names"]:
+            if name in allowed:
+                conditional[name] = conditional.get(name, True) and bool(rule.get("args"))
+    stuck = sorted(n for n, only_conditional in conditional.items() if only_conditional)
+    if stuck:
+        raise CannotCompose(
+            f"the spec's own seccomp filter (defaultAction {default_name}) restricts {stuck[0]} only under argument "
+            f"conditions, which cannot be combined exactly with a profile that allows {stuck[0]}",
+            "give the spec a default-deny filter (defaultAction SCMP_ACT_ERRNO with an allow list), "
+            "or make its rule for " + stuck[0] + " unconditional")
+    return set(conditional)
+
+
+def _rules(own: dict[str, Any]) -> list[dict[str, Any]]:
+    rules = own.get("syscalls") or []
+    if not isinstance(rules, list):
+        raise CannotCompose("the spec's own linux.seccomp.syscalls is not a list", "fix the spec's seccomp section")
+    for rule in rules:
+        if not (isinstance(rule, dict) and isinstance(rule.get("names"), list)
+                and all(isinstance(n, str) for n in rule["names"])
+                and isinstance(rule.get("args") or [], list)):
+            raise CannotCompose(f"the spec's own linux.seccomp has a malformed rule: {str(rule)[:120]}",
+                                "fix the spec's seccomp section")
+        _rule_action(rule)
+    return rules
+
+
+def _rule_action(rule: dict[str, Any]) -> Action:
+    return _action(rule.get("action"), rule.get("errnoRet"), f"action of the rule for {rule.get('names')}")
+
+
+def _action(name: object, data: object, what: str) -> Action:
+    if not isinstance(name, str) or name not in RANK:
+        raise CannotCompose(f"the spec's own linux.seccomp has an unknown {what}: {name!r}",
+                            "fix the spec's seccomp section")
+    if data is not None and (not isinstance(data, int) or isinstance(data, bool) or data < 0):
+        raise CannotCompose(f"the spec's own linux.seccomp has an invalid errno for {what}: {data!r}",
+                            "fix the spec's seccomp section")
+    return Action(name, data if name in WITH_DATA else None)
+
+
+def _rule(names: list[str], action: Action, args: object = None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"names": names, "action": action.name}
+    if action.name in WITH_DATA and action.data is not None:
+        rule["errnoRet"] = action.data
+    if args:
+        rule["args"] = copy.deepcopy(args)
+    return rule
