@@ -174,17 +174,17 @@ def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[boo
             log.warning("running without the profile (under the spec's own filter, if any): "
                         "enforce.on_missing_profile = allow", reason=str(exc))
             return Plan(back, restores_own=known)
+    plan = Plan([*back, ensure_filter_load], restores_own=known)  # learn, or complain with nothing to use yet
+    if selection.mode == "complain":
+        try:
+            seccomp = enforceable_seccomp(selection.profile, config, spec_filter, no_new_privileges(spec), "complain")
+            plan = Plan([set_seccomp(seccomp)], replaces_filter=True)
+        except Incompatible:
+            raise
+        except Unenforceable as exc:
+            log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
     start_tracer_early(config)
-    if selection.mode == "learn":
-        return Plan([*back, ensure_filter_load], restores_own=known)
-    try:
-        seccomp = enforceable_seccomp(selection.profile, config, spec_filter, no_new_privileges(spec), "complain")
-    except Incompatible:
-        raise
-    except Unenforceable as exc:
-        log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
-        return Plan([*back, ensure_filter_load], restores_own=known)
-    return Plan([set_seccomp(seccomp)], replaces_filter=True)
+    return plan
 
 
 def current_filter(spec: dict[str, Any]) -> dict[str, Any] | None:
