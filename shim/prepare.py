@@ -326,11 +326,11 @@ def privileges_base(profile: dict[str, Any], nnp: bool, config: Config, mode: st
     """runc loads the filter earlier without noNewPrivileges, and makes more syscalls under it (setuid,
     capset, ...). A profile whose runs never had this container's value gets the runtime's measured base
     set for it (config/base/RUNTIME.json, RUNTIME the basename of runtime.path)."""
-    from syscage.runtimebase import runtime_base
-
     seen = {run.get("no_new_privileges") for run in profile["runs"]}
     if nnp in seen:
         return set()
+    from syscage.runtimebase import runtime_base
+
     runtime = config.runtime_path.name
     base = runtime_base(runtime)
     if base is None:

@@ -96,3 +96,20 @@ def test_complain_refuses_an_own_filter_it_cannot_intersect(tmp_path: Path) -> N
     plan = modifiers_for(Selection("enforce", "web"), config._replace(on_missing_profile="allow"), log,
                          (False, None), spec)
     assert plan.modifiers == [] and not plan.replaces_filter
+
+
+def test_intersecting_imports_no_libseccomp_or_merge_code(tmp_path: Path) -> None:
+    """Enforce runs on the container's start path: composing with the spec's own filter is pure Python."""
+    import subprocess
+    import sys
+
+    _learn(tmp_path, "web", ["read", "write"], floor=Config().always_allow, no_new_privileges=True)
+    code = ("import sys\nfrom pathlib import Path\nfrom syscage.config import Config\n"
+            "from syscage.shim.prepare import enforceable_seccomp\n"
+            f"own = {DENY_MKDIR!r}\n"
+            f"enforceable_seccomp('web', Config(store=Path({str(tmp_path)!r})), own, True)\n"
+            "enforceable_seccomp('web', Config(store=Path(" + repr(str(tmp_path)) + ")), own, True, 'complain')\n"
+            "print(sorted(m for m in ('pyseccomp', 'syscage.profile', 'dataclasses', 'syscage.runtimebase')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
