@@ -171,7 +171,7 @@ def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[boo
         except Unenforceable as exc:
             if config.on_missing_profile != "allow":
                 raise
-            log.warning("running without the profile (under the spec's own filter, if any): "
+            log.warning("running UNCONFINED by the profile (the spec's own filter, if any, still applies): "
                         "enforce.on_missing_profile = allow", reason=str(exc))
             return Plan(back, restores_own=known)
     plan = Plan([*back, ensure_filter_load], restores_own=known)  # learn, or complain with nothing to use yet
