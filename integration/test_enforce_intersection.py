@@ -122,11 +122,29 @@ def test_argument_conditions_survive_enforce(env: Env, probe_rootfs: Path, learn
         assert "clone(CLONE_NEWUSER): ok" in free.stdout and "unshare(CLONE_NEWUSER): ok" in free.stdout
 
 
-def test_a_deny_list_condition_on_an_allowed_syscall_is_refused_in_one_line(env: Env) -> None:
+def test_a_deny_list_condition_on_an_allowed_syscall_keeps_its_condition(env: Env, probe_rootfs: Path) -> None:
+    """A deny-list filter (default ALLOW) that denies unshare only with CLONE_NEWUSER, and a profile that allows
+    unshare: "allow unshare unless CLONE_NEWUSER" is kept (as the negated condition); clone, which that filter
+    does not restrict, keeps getting its user namespace."""
+    name = learned(env, ["/bin/userns-probe"], rootfs=probe_rootfs)
+    assert {"clone", "unshare"} <= set(env.profile(name)["syscalls"])
+    own = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+         "args": [{"index": 0, "value": CLONE_NEWUSER, "valueTwo": CLONE_NEWUSER, "op": "SCMP_CMP_MASKED_EQ"}]}]}
+    result = run(env, bundle(env, ["/bin/userns-probe"], "enforce", name, own, probe_rootfs))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "fork: ok", "thread: ok", "unshare(0): ok", "clone(CLONE_NEWUSER): ok",
+        "unshare(CLONE_NEWUSER): Permission denied"]
+
+
+def test_an_inexpressible_deny_list_condition_is_refused_in_one_line(env: Env) -> None:
+    """"Allow unshare unless both CLONE_NEWUSER and CLONE_NEWNS" has no single-filter form: refused."""
     name = learned(env, ["sh", "-c", MKDIR_UNSHARE])
+    both = CLONE_NEWUSER | 0x00020000
     own = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["unshare"], "action": "SCMP_ACT_ERRNO",
-         "args": [{"index": 0, "value": CLONE_NEWUSER, "valueTwo": CLONE_NEWUSER, "op": "SCMP_CMP_MASKED_EQ"}]}]}
+         "args": [{"index": 0, "value": both, "valueTwo": both, "op": "SCMP_CMP_MASKED_EQ"}]}]}
     for mode in ("enforce", "complain"):
         path = bundle(env, ["sh", "-c", MKDIR_UNSHARE], mode, name, own)
         before = (path / "config.json").read_bytes()

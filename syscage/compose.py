@@ -112,7 +112,7 @@ def compose(own: dict[str, Any] | None, allowed: Iterable[str], deny: Action, ar
         out["defaultAction"] = deny.name
         if deny.name in WITH_DATA and deny.data is not None:
             out["defaultErrnoRet"] = deny.data
-        ruled = _check_expressible(rules, allowed, own["defaultAction"])
+        ruled, extra = _check_expressible(rules, allowed, default, own["defaultAction"])
         implicit = sorted(allowed - ruled)
         if implicit:
             extra.append(_rule(implicit, default))
@@ -134,23 +134,58 @@ def compose(own: dict[str, Any] | None, allowed: Iterable[str], deny: Action, ar
     return out
 
 
-def _check_expressible(rules: list[dict[str, Any]], allowed: set[str], default_name: str) -> set[str]:
-    """The allowed syscalls F has rules for. An allowed syscall with only conditional rules cannot be kept
-    exactly once the default changes: it would need "F's default unless the condition", and an
-    unconditional rule overrides a conditional one for the same syscall in libseccomp."""
-    conditional: dict[str, bool] = {}  # name -> all its rules are conditional
+def _check_expressible(rules: list[dict[str, Any]], allowed: set[str], default: Action,
+                       default_name: str) -> tuple[set[str], list[dict[str, Any]]]:
+    """The allowed syscalls F has rules for, and the rules that keep F's answer for them once the default
+    changes. An allowed syscall with only conditional rules needs "F's default unless the condition", and an
+    unconditional rule overrides the conditional ones for the same syscall (libseccomp). It can be written
+    when it has one such rule whose conditions can each be negated: "F's default if not c" for each of its
+    conditions c. Otherwise CannotCompose."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
     for rule in rules:
         for name in rule["names"]:
             if name in allowed:
-                conditional[name] = conditional.get(name, True) and bool(rule.get("args"))
-    stuck = sorted(n for n, only_conditional in conditional.items() if only_conditional)
-    if stuck:
-        raise CannotCompose(
-            f"the spec's own seccomp filter (defaultAction {default_name}) restricts {stuck[0]} only under argument "
-            f"conditions, which cannot be combined exactly with a profile that allows {stuck[0]}",
-            "give the spec a default-deny filter (defaultAction SCMP_ACT_ERRNO with an allow list), "
-            "or make its rule for " + stuck[0] + " unconditional")
-    return set(conditional)
+                by_name.setdefault(name, []).append(rule)
+    extra: list[dict[str, Any]] = []
+    for name in sorted(by_name):
+        if any(not r.get("args") for r in by_name[name]):
+            continue  # an unconditional rule decides, as in F
+        negated = _negated(by_name[name])
+        if negated is None:
+            raise CannotCompose(
+                f"the spec's own seccomp filter (defaultAction {default_name}) restricts {name} only under "
+                f"argument conditions that cannot be combined exactly with a profile that allows {name}",
+                "give the spec a default-deny filter (defaultAction SCMP_ACT_ERRNO with an allow list), "
+                f"or make its rule for {name} unconditional")
+        extra.extend(_rule([name], default, [condition]) for condition in negated)
+    return set(by_name), extra
+
+
+_NEGATED_OPS = {"SCMP_CMP_EQ": "SCMP_CMP_NE", "SCMP_CMP_NE": "SCMP_CMP_EQ", "SCMP_CMP_LT": "SCMP_CMP_GE",
+                "SCMP_CMP_GE": "SCMP_CMP_LT", "SCMP_CMP_LE": "SCMP_CMP_GT", "SCMP_CMP_GT": "SCMP_CMP_LE"}
+
+
+def _negated(rules: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The negation of each condition of the one rule in `rules` (its conditions are ANDed), or None when
+    there is more than one rule or a condition has no negation libseccomp can express."""
+    if len(rules) != 1:
+        return None
+    args = rules[0]["args"]
+    if not all(isinstance(a, dict) for a in args) or len({a.get("index") for a in args}) < len(args):
+        return None  # runc ORs conditions on one argument: their negation would be an AND on it
+    out = []
+    for arg in args:
+        op, value, two = arg.get("op"), arg.get("value", 0), arg.get("valueTwo", 0)
+        if not (isinstance(value, int) and isinstance(two, int)):
+            return None
+        if op in _NEGATED_OPS:
+            out.append({**arg, "op": _NEGATED_OPS[op]})
+        elif op == "SCMP_CMP_MASKED_EQ" and value > 0 and value & (value - 1) == 0 and two in (0, value):
+            # (x & bit) == 0 and (x & bit) == bit are each other's negation; a wider mask has no single one.
+            out.append({**arg, "valueTwo": value - two})
+        else:
+            return None
+    return out
 
 
 def _rules(own: dict[str, Any]) -> list[dict[str, Any]]:

@@ -114,15 +114,42 @@ def test_deny_list_filter_under_complain() -> None:
                                 rule(["read"])]}
 
 
-def test_conditional_rule_on_an_allowed_syscall_of_a_deny_list_filter_is_refused() -> None:
-    own = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule(["unshare"], "SCMP_ACT_ERRNO", args=NEWUSER_SET)]}
+NEWUSER_NEWNS = CLONE_NEWUSER | CLONE_NEWNS
+BOTH_SET = [{"index": 0, "value": NEWUSER_NEWNS, "valueTwo": NEWUSER_NEWNS, "op": "SCMP_CMP_MASKED_EQ"}]
+
+
+def test_a_negatable_condition_on_an_allowed_syscall_of_a_deny_list_filter() -> None:
+    """ALLOW by default, unshare denied with CLONE_NEWUSER, the profile allows unshare: "allow unshare
+    unless CLONE_NEWUSER" is written as the negated condition (an unconditional allow would override it)."""
+    own = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        rule(["unshare"], "SCMP_ACT_ERRNO", errnoRet=13, args=NEWUSER_SET),
+        rule(["personality"], "SCMP_ACT_ERRNO", args=[{"index": 0, "value": 8, "op": "SCMP_CMP_GE"},
+                                                      {"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}])]}
+    out = compose(own, ["read", "unshare", "personality"], EPERM, ARCH)
+    assert out["syscalls"] == [
+        rule(["unshare"], "SCMP_ACT_ERRNO", errnoRet=13, args=NEWUSER_SET),
+        # personality's own rule is dropped: its action is the result's default now
+        rule(["personality"], args=[{"index": 0, "value": 8, "op": "SCMP_CMP_LT"}]),
+        rule(["personality"], args=[{"index": 1, "value": 0, "op": "SCMP_CMP_NE"}]),
+        rule(["unshare"], args=NEWUSER_CLEAR),
+        rule(["read"])]
+
+
+@pytest.mark.parametrize("rules", [
+    [rule(["unshare"], "SCMP_ACT_ERRNO", args=BOTH_SET)],  # a two-bit mask: "not both" is no single condition
+    [rule(["unshare"], "SCMP_ACT_ERRNO", args=NEWUSER_SET), rule(["unshare"], "SCMP_ACT_TRAP", args=BOTH_SET)],
+    [rule(["unshare"], "SCMP_ACT_ERRNO", args=[{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                                               {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}])],  # runc: OR
+], ids=["wide-mask", "two-rules", "or-on-one-argument"])
+def test_an_inexpressible_condition_on_an_allowed_syscall_is_refused(rules: list[dict[str, Any]]) -> None:
+    own = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules}
     with pytest.raises(CannotCompose, match="restricts unshare only under argument conditions") as caught:
         compose(own, ["read", "unshare"], EPERM, ARCH)
     assert "\n" not in str(caught.value)
-    # With an unconditional rule beside it, the unconditional one decides (libseccomp): expressible.
-    own["syscalls"].append(rule(["unshare"], "SCMP_ACT_ERRNO", errnoRet=13))
-    # (the conditional rule, EPERM, is the result's default now: dropped, as runc would skip it)
-    assert compose(own, ["unshare"], EPERM, ARCH)["syscalls"] == [own["syscalls"][1]]
+    assert compose(own, ["read"], EPERM, ARCH)  # the profile does not allow unshare: nothing to keep
+    # With an unconditional rule beside them, the unconditional one decides (libseccomp): expressible.
+    own["syscalls"] = [*rules, rule(["unshare"], "SCMP_ACT_ERRNO", errnoRet=13)]
+    assert rule(["unshare"], "SCMP_ACT_ERRNO", errnoRet=13) in compose(own, ["unshare"], EPERM, ARCH)["syscalls"]
 
 
 @pytest.mark.parametrize("own", [
@@ -165,7 +192,13 @@ FILTERS: dict[str, dict[str, Any]] = {
     "deny-list-conditional": {
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [rule(["unshare"], "SCMP_ACT_ERRNO", errnoRet=13, args=NEWUSER_SET),
-                     rule(["umask"], "SCMP_ACT_ERRNO")]},
+                     rule(["umask"], "SCMP_ACT_ERRNO", args=[{"index": 0, "value": 0o100, "op": "SCMP_CMP_LT"}]),
+                     rule(["personality"], "SCMP_ACT_ERRNO", errnoRet=22,
+                          args=[{"index": 0, "value": 0x100, "op": "SCMP_CMP_GE"},
+                                {"index": 1, "value": 0, "op": "SCMP_CMP_EQ"}]),
+                     rule(["getuid"], "SCMP_ACT_LOG", args=[{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}])]},
+    "deny-list-wide-mask": {
+        "defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule(["unshare"], "SCMP_ACT_ERRNO", args=BOTH_SET)]},
     "log-default": {
         "defaultAction": "SCMP_ACT_LOG",
         "syscalls": [rule(["getgid"], "SCMP_ACT_ERRNO", errnoRet=22), rule(["getppid"])]},
@@ -184,6 +217,7 @@ def _outcomes(filters: list[dict[str, Any]]) -> list[str]:
     filter here kills or traps, so one child answers them all)."""
     libc = ctypes.CDLL(None, use_errno=True)
     calls = [(ctypes.c_long(syscall_number(name) or -1), ctypes.c_long(arg)) for name, arg in PROBES]
+    zero = ctypes.c_long(0)  # the arguments after the first: defined, for conditions on them
     compiled = [compile_filter(f) for f in filters]
     results = (ctypes.c_long * (2 * len(calls)))()
     read_fd, write_fd = os.pipe()
@@ -193,7 +227,7 @@ def _outcomes(filters: list[dict[str, Any]]) -> list[str]:
             for filt in compiled:
                 filt.load()
             for i, (nr, arg) in enumerate(calls):
-                ret = libc.syscall(nr, arg)
+                ret = libc.syscall(nr, arg, zero, zero)
                 results[2 * i], results[2 * i + 1] = ret, ctypes.get_errno() if ret < 0 else 0
             os.write(write_fd, bytes(results))
         finally:
@@ -215,7 +249,7 @@ def test_composed_filter_answers_like_the_stacked_pair(own: str, allowed: str, d
     try:
         composed = compose(spec_filter, names, action, ARCH)
     except CannotCompose:
-        assert own == "deny-list-conditional" and "unshare" in names
+        assert own == "deny-list-wide-mask" and "unshare" in names
         return
     validate(composed, "t", strict_names=False)  # compiles with libseccomp, as runc builds it
     profile = plain(names, action, ARCH)
