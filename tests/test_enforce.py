@@ -85,7 +85,7 @@ def test_complain_refuses_an_own_filter_it_cannot_intersect(tmp_path: Path) -> N
     """complain must not fall back to learning without a word when the spec's filter and the profile clash."""
     _learn(tmp_path, "web", ["read", "unshare"])
     own = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "args": [
-        {"index": 0, "value": 0x10000000, "valueTwo": 0x10000000, "op": "SCMP_CMP_MASKED_EQ"}]}]}
+        {"index": 0, "value": 0x10020000, "valueTwo": 0x10020000, "op": "SCMP_CMP_MASKED_EQ"}]}]}
     spec = {"linux": {"seccomp": own}, "process": {}}
     config = Config(store=tmp_path, run_dir=tmp_path / "run", log_file=tmp_path / "log")
     log = JsonLog.of(config, "runtime")
