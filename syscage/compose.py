@@ -125,8 +125,8 @@ def compose(own: dict[str, Any] | None, allowed: Iterable[str], deny: Action, ar
         names = rule["names"]
         kept = [n for n in names if n in allowed]
         denied = [n for n in names if n not in allowed]
-        if kept:
-            composed.append({**copy.deepcopy(rule), "names": kept})
+        if kept:  # the rule as it is, for these names (copied without its long name list)
+            composed.append({**{k: copy.deepcopy(v) for k, v in rule.items() if k != "names"}, "names": kept})
         action = stricter(_rule_action(rule), deny)
         if denied and action.key() != result_default.key():
             composed.append(_rule(denied, action, rule.get("args")))
