@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-from importlib import resources
 from typing import Any
 
 from syscage.profile import Observation
+from syscage.runtimebase import runtime_base
 from syscage.store import utc_now
 from syscage.syscalls import names_for
 
@@ -19,7 +18,8 @@ def observation_from_report(container_id: str, report: dict[str, Any], runtime: 
     obs = Observation(container_id=container_id, started=report.get("started", ""), stopped=utc_now(),
                       cutover="none", runtime=runtime, kernel=os.uname().release, syscalls=names,
                       unresolved=unresolved, counters=counters,
-                      pre_exec=names_for(report.get("pre_exec", []))[0])
+                      pre_exec=names_for(report.get("pre_exec", []))[0],
+                      no_new_privileges=bool(report["no_new_privileges"]) if "no_new_privileges" in report else None)
     base = runtime_base(runtime_name)
     if counters.get("cutover_seccomp"):
         obs.cutover = "seccomp"
@@ -61,17 +61,3 @@ def runtime_version(exe: str) -> str:
     except (OSError, subprocess.SubprocessError):
         return os.path.basename(exe)
     return out.splitlines()[0].strip() if out.strip() else os.path.basename(exe)
-
-
-def runtime_base(runtime_name: str) -> dict[str, list[str]] | None:
-    """Measured syscalls `runtime_name` makes between loading a filter and exec'ing the workload (see
-    integration/measure_runtime_base.py): `no_new_privileges` / `new_privileges` sets and the
-    `asynchronous` set a Go runtime may add at any time."""
-    if not runtime_name or "/" in runtime_name or runtime_name.startswith("."):
-        return None
-    try:
-        raw = resources.files("syscage.defaults").joinpath("base", f"{runtime_name}.json").read_text()
-    except (FileNotFoundError, ModuleNotFoundError, OSError):
-        return None
-    doc = json.loads(raw)
-    return {k: list(doc.get(k, [])) for k in ("no_new_privileges", "new_privileges", "asynchronous")}

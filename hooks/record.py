@@ -86,7 +86,7 @@ def record_untraced(config: Config, container_id: str, profile: str, mode: str, 
     from syscage.store import ProfileStore
 
     obs = untraced_observation(container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
-    ProfileStore(config.store, config.seccomp_errno).record_run(profile, obs)
+    ProfileStore.of(config).record_run(profile, obs)
     JsonLog.of(config, component).log(
         "warning", "run recorded", complete=False, problems=obs.problems, phase="poststop",
         container_id=container_id, profile=profile, mode=mode)

@@ -139,7 +139,7 @@ class Tracer:
             obs = observation_from_report(cid, report, runtime, runtime_name)
         log = self.log.bind(container_id=cid, profile=profile, mode=mode)
         try:
-            merged = ProfileStore(self.config.store, self.config.seccomp_errno).record_run(profile, obs)
+            merged = ProfileStore.of(self.config).record_run(profile, obs)
         except (SyscageError, OSError) as exc:
             log.error("could not record run", error=str(exc))
             return {"ok": False, "error": f"could not record the run in profile {profile}: {exc}"}
@@ -205,7 +205,7 @@ class Tracer:
         obs.problems.append("no poststop hook came for this container; saved by the tracer after its cgroup vanished")
         log = self.log.bind(container_id=watched.container_id, profile=watched.profile)
         try:
-            ProfileStore(self.config.store, self.config.seccomp_errno).record_run(watched.profile, obs)
+            ProfileStore.of(self.config).record_run(watched.profile, obs)
             log.warning("saved run without poststop")
         except (OSError, SyscageError) as exc:
             log.error("could not save orphaned run", error=str(exc))

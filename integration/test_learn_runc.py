@@ -37,9 +37,10 @@ def test_learned_profile_has_workload_and_not_runtime_setup(env: Env, seccomp: s
     assert run["cutover"] == ("seccomp" if seccomp else "exec")
     if seccomp:
         assert profile["complete"], profile["incomplete_reasons"]
-        # Only a Go runtime's asynchronous syscalls are added beyond what was observed.
-        added = {n for n, e in profile["syscalls"].items() if "observed" not in e["sources"]}
+        # Only a Go runtime's asynchronous syscalls (and the always-allowed floor) are added beyond what was observed.
+        added = {n for n, e in profile["syscalls"].items() if e["sources"] == ["runtime-base"]}
         assert added <= set(runtime_base("runc")["asynchronous"])  # type: ignore[index]
+        assert {s for e in profile["syscalls"].values() for s in e["sources"]} <= {"observed", "runtime-base", "floor"}
     else:
         # Without a filter load to observe, runc's own post-load syscalls come from the measured base set.
         assert any("runtime-base" in e["sources"] for e in profile["syscalls"].values())

@@ -119,14 +119,6 @@ def set_seccomp(seccomp: dict[str, Any] | None) -> Modifier:
     return modify
 
 
-def complain_filter(seccomp: dict[str, Any]) -> dict[str, Any]:
-    """The profile's filter, but what it would deny is logged by the kernel and allowed."""
-    out = copy.deepcopy(seccomp)
-    out["defaultAction"] = "SCMP_ACT_LOG"
-    out.pop("defaultErrnoRet", None)
-    return out
-
-
 def apply(spec: Spec, modifiers: list[Modifier]) -> Spec:
     for modify in modifiers:
         spec = modify(spec)

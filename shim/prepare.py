@@ -23,7 +23,6 @@ from syscage.shim.modifiers import (
     add_hook,
     add_learn_hooks,
     apply,
-    complain_filter,
     drop_syscage_hooks,
     ensure_filter_load,
     set_seccomp,
@@ -33,6 +32,11 @@ from syscage.shim.relay import PrestartRelay, open_relay, run_with_relay
 
 class Unenforceable(SyscageError):
     """Enforce was asked for, but the profile cannot be used as it is."""
+
+
+class Incompatible(Unenforceable):
+    """The profile exists, but cannot be combined with this container's spec (its own filter, or its
+    noNewPrivileges): complain mode refuses too, instead of learning from scratch."""
 
 
 class Prepared(NamedTuple):
@@ -79,7 +83,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
 
     try:
         own = ownfilter.recall(bundle, spec)
-        plan = modifiers_for(selection, config, log, own)
+        plan = modifiers_for(selection, config, log, own, spec)
         # Hooks an earlier run of this bundle left (runc users reuse bundle directories) go first.
         modifiers = [drop_syscage_hooks, *plan.modifiers]
         if selection.mode in LEARNING_MODES:
@@ -147,31 +151,47 @@ class Plan(NamedTuple):
     restores_own: bool = False  # puts the bundle's own filter back (ownfilter.forget)
 
 
-def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[bool, dict[str, Any] | None]) -> Plan:
+def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[bool, dict[str, Any] | None],
+                  spec: dict[str, Any]) -> Plan:
     """own: what ownfilter.recall() found. Any mode that does not write a profile's filter puts the
-    bundle's own back: it learns (or runs unconfined) under its own filter, not an earlier enforce's."""
+    bundle's own back: it learns (or runs unconfined) under its own filter, not an earlier enforce's.
+    A profile's filter is never put in place of the spec's own: it is intersected with it (syscage.compose)."""
+    from syscage.oci import no_new_privileges
+
     known, own_filter = own
     back = [set_seccomp(own_filter)] if known else []
+    spec_filter = own_filter if known else current_filter(spec)
     if selection.mode == "off":
         return Plan(back, restores_own=known)
+    assert selection.profile is not None
     if selection.mode == "enforce":
         try:
-            return Plan(enforce_modifiers(selection, config), replaces_filter=True)
+            seccomp = enforceable_seccomp(selection.profile, config, spec_filter, no_new_privileges(spec))
+            return Plan([set_seccomp(seccomp)], replaces_filter=True)
         except Unenforceable as exc:
             if config.on_missing_profile != "allow":
                 raise
-            log.warning("running UNCONFINED: enforce.on_missing_profile = allow", reason=str(exc))
+            log.warning("running UNCONFINED by the profile (the spec's own filter, if any, still applies): "
+                        "enforce.on_missing_profile = allow", reason=str(exc))
             return Plan(back, restores_own=known)
+    plan = Plan([*back, ensure_filter_load], restores_own=known)  # learn, or complain with nothing to use yet
+    if selection.mode == "complain":
+        try:
+            seccomp = enforceable_seccomp(selection.profile, config, spec_filter, no_new_privileges(spec), "complain")
+            plan = Plan([set_seccomp(seccomp)], replaces_filter=True)
+        except Incompatible:
+            raise
+        except Unenforceable as exc:
+            log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
     start_tracer_early(config)
-    if selection.mode == "learn":
-        return Plan([*back, ensure_filter_load], restores_own=known)
-    assert selection.profile is not None
-    try:
-        seccomp = enforceable_seccomp(selection.profile, config)
-    except Unenforceable as exc:
-        log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
-        return Plan([*back, ensure_filter_load], restores_own=known)
-    return Plan([set_seccomp(complain_filter(seccomp))], replaces_filter=True)
+    return plan
+
+
+def current_filter(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The spec's linux.seccomp as it stands (None: no filter)."""
+    linux = spec.get("linux")
+    seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
+    return seccomp if isinstance(seccomp, dict) else None
 
 
 def learn_hooks(config: Config, selection: Selection, container_id: str, spec: dict[str, Any],
@@ -240,13 +260,6 @@ def relay_missed(config: Config, container_id: str, runtime_root: str | None, te
     return missed
 
 
-def enforce_modifiers(selection: Selection, config: Config) -> list[Modifier]:
-    """Raises Unenforceable when the profile cannot be used."""
-    assert selection.profile is not None
-    # AppArmor comes later; on a kernel without it, naming a profile would make runc refuse the spec.
-    return [set_seccomp(enforceable_seccomp(selection.profile, config))]
-
-
 def start_tracer_early(config: Config) -> None:
     from syscage.hooks.liveness import tracer_lock_held
 
@@ -257,35 +270,78 @@ def start_tracer_early(config: Config) -> None:
     start_tracer_in_background(config)
 
 
-def enforceable_seccomp(name: str, config: Config) -> dict[str, Any]:
-    """The profile's filter, or Unenforceable saying why not and what to do."""
-    from syscage.seccomp import render, render_profile
+def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] | None = None,
+                        nnp: bool | None = None, mode: str = "enforce") -> dict[str, Any]:
+    """The filter for a container of `mode` ("enforce" or "complain") under profile `name`: the profile
+    intersected with the spec's own filter `spec_filter`, so never looser than it; Unenforceable saying
+    why not and what to do. nnp: the spec's noNewPrivileges (None: not checked)."""
+    from syscage.compose import DENY_LOG, CannotCompose, compose, deny_errno, is_trivial
+    from syscage.seccomp import render, validate
     from syscage.store import ProfileStore
 
-    learn_hint = "learn it first (io.syscage.mode=learn) or set enforce.on_missing_profile = \"allow\""
-    store = ProfileStore(config.store, config.seccomp_errno)
+    store = ProfileStore.of(config)
+    profile = usable_profile(store, name, config)
+    allowed = set(profile["syscalls"]) | set(config.always_allow)  # an older profile may lack the floor
+    if nnp is not None:
+        allowed |= privileges_base(profile, nnp, config, mode)
+    if mode == "enforce" and is_trivial(spec_filter):
+        # The store compiled seccomp.json with libseccomp when it wrote it: if it is exactly this profile's
+        # filter, use it and spare the start path libseccomp (~15 ms). Otherwise (errno changed in the
+        # config since, a seccomp.json out of step, a floor the profile lacks) render and compile it now.
+        expected = render(sorted(allowed), config.seccomp_errno, profile["arch"])
+        if store.read_seccomp(name) != expected:
+            try:
+                validate(expected, name)
+            except SyscageError as exc:
+                raise Unenforceable(f"enforce: {exc.what}", exc.hint) from None
+        return expected
+    deny = deny_errno(config.seccomp_errno) if mode == "enforce" else DENY_LOG
     try:
-        profile = store.read(name)
+        return compose(spec_filter, allowed, deny, profile["arch"])
+    except CannotCompose as exc:
+        raise Incompatible(f"{mode}: profile {name}: {exc.what}", exc.hint) from None
+
+
+def usable_profile(store: Any, name: str, config: Config) -> dict[str, Any]:
+    """The profile, complete and allowing something, or Unenforceable."""
+    learn_hint = "learn it first (io.syscage.mode=learn) or set enforce.on_missing_profile = \"allow\""
+    try:
+        profile: dict[str, Any] | None = store.read(name)
     except SyscageError as exc:
         raise Unenforceable(f"enforce: {exc.what}", exc.hint) from None
     if profile is None:
         raise Unenforceable(f"enforce: profile {name} does not exist in {config.profiles_dir}", learn_hint)
     if not profile["complete"]:
-        reasons = "; ".join(profile["incomplete_reasons"][:3])
-        raise Unenforceable(f"enforce: profile {name} is incomplete ({reasons})",
+        # The reasons name other containers (perhaps other namespaces'): the operator reads them, not the pod.
+        count = len(profile["incomplete_reasons"])
+        raise Unenforceable(f"enforce: profile {name} is incomplete ({count} reason{'' if count == 1 else 's'}, "
+                            f"shown by `syscage show {name}`)",
                             f"learn again, or vouch for it with `syscage accept {name}`")
     if not profile["syscalls"]:
         raise Unenforceable(f"enforce: profile {name} allows no syscalls at all", learn_hint)
-    # The store compiled seccomp.json with libseccomp when it wrote it: if it is exactly this profile's
-    # filter, use it and spare the start path libseccomp (~15 ms). Otherwise (errno changed in the
-    # config since, or a seccomp.json out of step) render and compile it now.
-    expected = render(list(profile["syscalls"]), config.seccomp_errno, profile["arch"])
-    if store.read_seccomp(name) == expected:
-        return expected
-    try:
-        return render_profile(profile, config.seccomp_errno)
-    except SyscageError as exc:
-        raise Unenforceable(f"enforce: {exc.what}", exc.hint) from None
+    return profile
+
+
+def privileges_base(profile: dict[str, Any], nnp: bool, config: Config, mode: str) -> set[str]:
+    """runc loads the filter earlier without noNewPrivileges, and makes more syscalls under it (setuid,
+    capset, ...). A profile whose runs never had this container's value gets the runtime's measured base
+    set for it (config/base/RUNTIME.json, RUNTIME the basename of runtime.path)."""
+    seen = {run.get("no_new_privileges") for run in profile["runs"]}
+    if nnp in seen:
+        return set()
+    from syscage.runtimebase import runtime_base
+
+    runtime = config.runtime_path.name
+    base = runtime_base(runtime)
+    if base is None:
+        if mode == "enforce" and seen - {None}:  # known never to have run so; older profiles did not record it
+            value = str(nnp).lower()
+            raise Incompatible(f"enforce: profile {profile['name']} was learned only with process.noNewPrivileges "
+                               f"other than {value}, this container's, and runtime {runtime} has no measured base "
+                               "set for the difference",
+                               f"learn with noNewPrivileges = {value} too (io.syscage.mode=learn or complain)")
+        return set()
+    return set(base["no_new_privileges" if nnp else "new_privileges"]) | set(base["asynchronous"])
 
 
 def hook_binary(config: Config) -> Path:

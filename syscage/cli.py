@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _store(config: Config):  # type: ignore[no-untyped-def]
     from syscage.store import ProfileStore
 
-    return ProfileStore(config.store, config.seccomp_errno)
+    return ProfileStore.of(config)
 
 
 def cmd_list(config: Config, args: argparse.Namespace) -> int:
@@ -145,7 +145,7 @@ def cmd_seccomp(config: Config, args: argparse.Namespace) -> int:
     profile = _store(config).read(args.name)
     if profile is None:
         raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
-    print(json.dumps(render_profile(profile, config.seccomp_errno), indent=2))
+    print(json.dumps(render_profile(profile, config.seccomp_errno, config.always_allow), indent=2))
     return 0
 
 

@@ -11,6 +11,9 @@ from syscage.errors import SyscageError
 
 DEFAULT_CONFIG_PATH = Path("/etc/syscage/config.toml")
 ENV_CONFIG = "SYSCAGE_CONFIG"
+# Allowed by every profile whatever was seen: a run cut short (SIGKILL) never makes exit_group, and a
+# process that cannot exit or return from a signal handler crashes instead of failing one syscall.
+DEFAULT_ALWAYS_ALLOW = ("exit", "exit_group", "restart_syscall", "rt_sigreturn")
 
 
 # A NamedTuple, not a dataclass: immutable all the same, and it spares every hook and wrapper call
@@ -27,6 +30,7 @@ class Config(NamedTuple):
     orphan_grace: float = 3600.0
     on_tracer_error: str = "run"
     seccomp_errno: int = errno_codes.EPERM
+    always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW
     runtime_path: Path = Path("/usr/sbin/runc")
     hook_path: Path = Path("/usr/local/bin/syscage-hook")
     hook_timeout: int = 60
@@ -55,6 +59,7 @@ _KEYS: dict[tuple[str, str], tuple[str, Any]] = {
     ("tracer", "orphan_grace"): ("orphan_grace", float),
     ("learn", "on_tracer_error"): ("on_tracer_error", str),
     ("seccomp", "errno"): ("seccomp_errno", None),
+    ("seccomp", "always_allow"): ("always_allow", tuple),
     ("runtime", "path"): ("runtime_path", Path),
     ("runtime", "hook_path"): ("hook_path", Path),
     ("runtime", "hook_timeout"): ("hook_timeout", int),
@@ -158,6 +163,11 @@ def _convert(convert: Any, value: Any) -> Any:
         if not isinstance(value, str) or not value.startswith("/"):
             raise ValueError(f"must be an absolute path, got {value!r}")
         return Path(value)
+    if convert is tuple:  # a list of syscall names
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.isidentifier() and v.islower()
+                                                  for v in value):
+            raise ValueError(f"must be a list of syscall names, got {value!r}")
+        return tuple(sorted(set(value)))
     if convert in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"must be a positive number, got {value!r}")

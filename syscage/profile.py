@@ -19,6 +19,7 @@ __all__ = ["KIND", "SCHEMA_VERSION", "Observation", "accept", "check_profile", "
 
 SOURCE_OBSERVED = "observed"
 SOURCE_RUNTIME_BASE = "runtime-base"
+SOURCE_FLOOR = "floor"  # seccomp.always_allow: allowed whether seen or not
 
 # Sections later tracers fill (AppArmor paths, sockets, capabilities, argument-level rules). They are
 # in the schema now so that version 1 profiles stay readable when they arrive.
@@ -49,6 +50,9 @@ class Observation:
     pre_exec: list[str] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # The spec's process.noNewPrivileges: runc loads the filter at a different point with and without it,
+    # so a profile covers only the values its runs had (None: not known, e.g. an untraced run).
+    no_new_privileges: bool | None = None
 
     @property
     def complete(self) -> bool:
@@ -75,17 +79,18 @@ def new_profile(name: str, arch: str, now: str) -> dict[str, Any]:
     return profile
 
 
-def merge(profile: dict[str, Any], obs: Observation, now: str) -> dict[str, Any]:
-    """Return a new profile: `profile` with `obs` merged in. The input is not modified: what changes is
-    copied (the two syscall tables, the entries a run touches, the lists), the rest is shared; a deep
-    copy of a profile with its run history was a third of the tracer's work per recorded run."""
+def merge(profile: dict[str, Any], obs: Observation, now: str, floor: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Return a new profile: `profile` with `obs` merged in, and the always-allowed `floor`. The input is not
+    modified: what changes is copied (the two syscall tables, the entries a run touches, the lists), the
+    rest is shared; a deep copy of a profile with its run history was a third of the tracer's work per
+    recorded run."""
     out = dict(profile)
     out["syscalls"] = dict(profile["syscalls"])
     out["unresolved_syscalls"] = dict(profile["unresolved_syscalls"])
     out["incomplete_reasons"] = list(profile["incomplete_reasons"])
-    observed = set(obs.syscalls)
-    for name in sorted(observed | set(obs.runtime_base)):
-        source = SOURCE_OBSERVED if name in observed else SOURCE_RUNTIME_BASE
+    observed, base = set(obs.syscalls), set(obs.runtime_base)
+    for name in sorted(observed | base | set(floor)):
+        source = SOURCE_OBSERVED if name in observed else SOURCE_RUNTIME_BASE if name in base else SOURCE_FLOOR
         _note(out["syscalls"], name, source, obs.stopped)
     for nr in obs.unresolved:
         _note(out["unresolved_syscalls"], str(nr), SOURCE_OBSERVED, obs.stopped)

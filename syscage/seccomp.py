@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from syscage.errors import SyscageError
@@ -26,36 +27,81 @@ def render(syscalls: list[str], errno: int, arch: str | None = None) -> dict[str
     }
 
 
-def render_profile(profile: dict[str, Any], errno: int) -> dict[str, Any]:
-    seccomp = render(list(profile["syscalls"]), errno, profile.get("arch"))
+def allowed_syscalls(profile: dict[str, Any], floor: Iterable[str] = ()) -> list[str]:
+    """What the profile allows: its syscalls, and the always-allowed floor (seccomp.always_allow), which an
+    older profile may lack."""
+    return sorted(set(profile["syscalls"]) | set(floor))
+
+
+def render_profile(profile: dict[str, Any], errno: int, floor: Iterable[str] = ()) -> dict[str, Any]:
+    seccomp = render(allowed_syscalls(profile, floor), errno, profile.get("arch"))
     validate(seccomp, profile.get("name", "?"))
     return seccomp
 
 
-def validate(seccomp: dict[str, Any], profile_name: str) -> None:
-    """Compile the filter with the local libseccomp; refuse names it cannot resolve."""
+def validate(seccomp: dict[str, Any], profile_name: str, strict_names: bool = True) -> None:
+    """Compile the filter with the local libseccomp, as runc would; refuse names it cannot resolve
+    (strict_names=False ignores them, as runc does with a spec's own filter)."""
     import tempfile
 
-    import pyseccomp
-
-    from syscage.syscalls import syscall_number
-
     names = [n for rule in seccomp.get("syscalls", []) for n in rule.get("names", [])]
-    unknown = [n for n in names if not isinstance(n, str) or syscall_number(n) is None]
-    if unknown:
-        raise SyscageError(f"profile {profile_name} names syscalls this libseccomp does not know: {unknown}",
-                           "upgrade libseccomp, or remove them from the profile")
-    errno = seccomp.get("defaultErrnoRet", 1)
-    filt = pyseccomp.SyscallFilter(pyseccomp.ERRNO(errno))
+    if strict_names:
+        from syscage.syscalls import syscall_number
+
+        unknown = [n for n in names if not isinstance(n, str) or syscall_number(n) is None]
+        if unknown:
+            raise SyscageError(f"profile {profile_name} names syscalls this libseccomp does not know: {unknown}",
+                               "upgrade libseccomp, or remove them from the profile")
     try:
-        for name in names:
-            filt.add_rule(pyseccomp.ALLOW, name)
+        filt = compile_filter(seccomp)
         # Export the BPF program: proves the whole filter compiles, without loading it.
         with tempfile.TemporaryFile() as out:
             filt.export_bpf(out)
             if os.fstat(out.fileno()).st_size == 0:
                 raise SyscageError(f"libseccomp produced an empty filter for profile {profile_name}",
                                    "report this as a bug")
-    except (OSError, RuntimeError, ValueError) as exc:
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
         raise SyscageError(f"profile {profile_name} does not compile with libseccomp: {exc}",
                            "inspect the profile's syscalls") from None
+
+
+_OPS = {"SCMP_CMP_NE": "NE", "SCMP_CMP_LT": "LT", "SCMP_CMP_LE": "LE", "SCMP_CMP_EQ": "EQ", "SCMP_CMP_GE": "GE",
+        "SCMP_CMP_GT": "GT", "SCMP_CMP_MASKED_EQ": "MASKED_EQ"}
+
+
+def compile_filter(seccomp: dict[str, Any]) -> Any:
+    """An OCI LinuxSeccomp object as a pyseccomp.SyscallFilter for the native ABI, built the way runc builds
+    it: a rule whose action is the default is skipped, a syscall name libseccomp does not know is ignored,
+    conditions on one argument index given twice become separate rules (OR), otherwise one rule (AND)."""
+    import pyseccomp
+
+    from syscage.syscalls import syscall_number
+
+    default = _action(pyseccomp, seccomp["defaultAction"], seccomp.get("defaultErrnoRet"))
+    filt = pyseccomp.SyscallFilter(default)
+    for rule in seccomp.get("syscalls", []):
+        action = _action(pyseccomp, rule["action"], rule.get("errnoRet"))
+        if action == default:
+            continue
+        args = [pyseccomp.Arg(a["index"], getattr(pyseccomp, _OPS[a["op"]]), a.get("value", 0), a.get("valueTwo", 0))
+                for a in rule.get("args") or []]
+        indexes = [a["index"] for a in rule.get("args") or []]
+        groups = [[a] for a in args] if len(set(indexes)) < len(indexes) else [args]
+        for name in rule["names"]:
+            if syscall_number(name) is None:
+                continue
+            for group in groups:
+                filt.add_rule(action, name, *group)
+    return filt
+
+
+def _action(pyseccomp: Any, name: str, data: int | None) -> int:
+    errno = 1 if data is None else data  # runc: ERRNO and TRACE without errnoRet mean EPERM
+    actions = {"SCMP_ACT_KILL_PROCESS": pyseccomp.KILL_PROCESS, "SCMP_ACT_KILL_THREAD": pyseccomp.KILL_THREAD,
+               "SCMP_ACT_KILL": pyseccomp.KILL, "SCMP_ACT_TRAP": pyseccomp.TRAP, "SCMP_ACT_NOTIFY": pyseccomp.NOTIFY,
+               "SCMP_ACT_LOG": pyseccomp.LOG, "SCMP_ACT_ALLOW": pyseccomp.ALLOW}
+    if name == "SCMP_ACT_ERRNO":
+        return int(pyseccomp.ERRNO(errno))
+    if name == "SCMP_ACT_TRACE":
+        return int(pyseccomp.TRACE(errno))
+    return int(actions[name])

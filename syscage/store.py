@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from syscage.atomic import write_atomically
+from syscage.config import DEFAULT_ALWAYS_ALLOW
 from syscage.errors import SyscageError
 from syscage.names import validate_profile_name
 from syscage.profile_schema import check_profile
 
 if TYPE_CHECKING:
+    from syscage.config import Config
     from syscage.profile import Observation
 
 # Merging, rendering and libseccomp are imported where a profile is written: reading one (enforce, on
@@ -43,10 +45,15 @@ def dump_json(doc: Any) -> bytes:
 
 
 class ProfileStore:
-    def __init__(self, root: Path, errno: int) -> None:
+    def __init__(self, root: Path, errno: int, always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW) -> None:
         self.root = root
         self.profiles = root / "profiles"
         self.errno = errno
+        self.always_allow = always_allow  # seccomp.always_allow: merged into every recorded run
+
+    @classmethod
+    def of(cls, config: Config) -> ProfileStore:
+        return cls(config.store, config.seccomp_errno, config.always_allow)
 
     def profile_dir(self, name: str) -> Path:
         validate_profile_name(name)
@@ -90,7 +97,7 @@ class ProfileStore:
         """Merge one run into the profile and re-render its seccomp.json; returns the new profile."""
         from syscage.profile import merge
 
-        return self._update(name, lambda current, now: merge(current, obs, now), create=True)
+        return self._update(name, lambda current, now: merge(current, obs, now, self.always_allow), create=True)
 
     def accept(self, name: str) -> dict[str, Any]:
         from syscage.profile import accept
@@ -115,13 +122,14 @@ class ProfileStore:
 
     def _write(self, name: str, profile: dict[str, Any]) -> None:
         directory = self.profile_dir(name)
-        from syscage.seccomp import render, render_profile
+        from syscage.seccomp import allowed_syscalls, render, render_profile
 
         # Most runs add no syscall: then seccomp.json (compiled when it was written) stays as it is.
         # Otherwise render and compile before writing anything: a profile that cannot become a filter
         # is refused whole rather than stored beside a stale seccomp.json.
-        unchanged = self.read_seccomp(name) == render(list(profile["syscalls"]), self.errno, profile["arch"])
-        seccomp = None if unchanged else render_profile(profile, self.errno)
+        allowed = allowed_syscalls(profile, self.always_allow)
+        unchanged = self.read_seccomp(name) == render(allowed, self.errno, profile["arch"])
+        seccomp = None if unchanged else render_profile(profile, self.errno, self.always_allow)
         write_atomically(directory / PROFILE_FILE, dump_json(profile))
         if seccomp is not None:
             write_atomically(directory / SECCOMP_FILE, dump_json(seccomp))

@@ -47,6 +47,8 @@ def test_missing_named_file_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_pat
     ('[seccomp]\nerrno = "ENOTANERRNO"\n', "unknown errno"),
     ('[enforce]\non_missing_profile = "maybe"\n', "use one of fail, allow"),
     ("paths = 3\n", "must be a table"),
+    ('[seccomp]\nalways_allow = "exit_group"\n', "list of syscall names"),
+    ('[seccomp]\nalways_allow = ["exit_group", "../x"]\n', "list of syscall names"),
 ])
 def test_bad_config_gives_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
     cfg = tmp_path / "c.toml"
@@ -93,3 +95,12 @@ def test_parse_cache_follows_edits_and_keeps_the_checks(tmp_path: Path, private_
     path.write_text("[log\n")
     with pytest.raises(SyscageError, match="not valid TOML"):
         load_config(path)
+
+
+def test_always_allow_floor(tmp_path: Path) -> None:
+    assert Config().always_allow == ("exit", "exit_group", "restart_syscall", "rt_sigreturn")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[seccomp]\nalways_allow = ["exit_group", "exit", "exit"]\n')
+    assert load_config(cfg).always_allow == ("exit", "exit_group")
+    cfg.write_text("[seccomp]\nalways_allow = []\n")
+    assert load_config(cfg).always_allow == ()

@@ -77,3 +77,20 @@ def test_merge_leaves_its_input_untouched_at_any_depth() -> None:
     assert p1 == before  # the shared parts were not written through
     assert p2["syscalls"]["read"]["runs"] == 2 and p1["syscalls"]["read"]["runs"] == 1
     assert len(p2["incomplete_reasons"]) > len(p1["incomplete_reasons"])
+
+
+def test_floor_is_merged_with_its_own_source() -> None:
+    """A run cut short by SIGKILL never calls exit_group: the floor keeps it allowed all the same."""
+    p = merge(new_profile("web", "SCMP_ARCH_X86_64", "t0"), obs("c1", ["read", "exit"], "t1", runtime_base=["futex"]),
+              "t1", floor=("exit", "exit_group", "futex"))
+    assert p["syscalls"]["exit_group"]["sources"] == ["floor"]
+    assert p["syscalls"]["exit"]["sources"] == ["observed"]  # seen: observed, not floor
+    assert p["syscalls"]["futex"]["sources"] == ["runtime-base"]
+    assert set(merge(p, obs("c2", ["read"], "t2"), "t2")["syscalls"]) == {"read", "exit", "exit_group", "futex"}
+
+
+def test_run_records_its_no_new_privileges() -> None:
+    p = new_profile("web", "SCMP_ARCH_X86_64", "t0")
+    p = merge(p, obs("c1", ["read"], "t1", no_new_privileges=True), "t1")
+    p = merge(p, obs("c2", ["read"], "t2"), "t2")
+    assert [r["no_new_privileges"] for r in p["runs"]] == [True, None]

@@ -11,6 +11,8 @@ from syscage.errors import SyscageError
 from syscage.profile import Observation
 from syscage.store import ProfileStore, write_atomically
 
+FLOOR = {"exit", "exit_group", "restart_syscall", "rt_sigreturn"}  # seccomp.always_allow, by default
+
 
 def _obs(cid: str, syscalls: list[str]) -> Observation:
     return Observation(container_id=cid, started="t", stopped="t", cutover="seccomp", syscalls=syscalls)
@@ -22,8 +24,9 @@ def test_record_run_writes_profile_and_seccomp(tmp_path: Path) -> None:
     directory = tmp_path / "profiles" / "web"
     profile = json.loads((directory / "profile.json").read_text())
     seccomp = json.loads((directory / "seccomp.json").read_text())
-    assert set(profile["syscalls"]) == {"read", "write"}
-    assert seccomp["syscalls"][0]["names"] == ["read", "write"]
+    assert set(profile["syscalls"]) == {"read", "write"} | FLOOR
+    assert profile["syscalls"]["exit_group"]["sources"] == ["floor"]
+    assert seccomp["syscalls"][0]["names"] == sorted({"read", "write"} | FLOOR)
     assert store.names() == ["web"]
     assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
 
@@ -76,7 +79,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     profile = ProfileStore(tmp_path, 1).read("shared")
     assert profile is not None
     assert len(profile["runs"]) == 40
-    assert set(profile["syscalls"]) == {"read", "mkdir", "sync", "chdir", "uname"}
+    assert set(profile["syscalls"]) == {"read", "mkdir", "sync", "chdir", "uname"} | FLOOR
     assert profile["syscalls"]["read"]["runs"] == 40
 
 
@@ -92,7 +95,7 @@ def test_enforce_uses_the_stored_filter_only_when_it_is_the_profiles_own(tmp_pat
     tampered = json.loads(stored.read_text())
     tampered["syscalls"][0]["names"].append("ptrace")
     stored.write_text(json.dumps(tampered))
-    assert enforceable_seccomp("web", config)["syscalls"][0]["names"] == ["read", "write"]
+    assert enforceable_seccomp("web", config)["syscalls"][0]["names"] == sorted({"read", "write"} | FLOOR)
     # The errno changed in the config since the profile was written: rendered with the new one.
     assert enforceable_seccomp("web", config._replace(seccomp_errno=38))["defaultErrnoRet"] == 38
 

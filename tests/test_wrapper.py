@@ -10,7 +10,7 @@ import pytest
 
 from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_operand, find_subcommand
 from syscage.shim.markers import marker_path, read_marker, remove_marker, write_marker
-from syscage.shim.modifiers import add_learn_hooks, apply, complain_filter, ensure_filter_load, set_seccomp
+from syscage.shim.modifiers import add_learn_hooks, apply, ensure_filter_load, set_seccomp
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SPECS = ["runc-spec.json", "containerd-spec.json"]
@@ -77,15 +77,13 @@ def test_filter_load_added_only_when_missing(spec: dict) -> None:
     assert ensure_filter_load(spec)["linux"]["seccomp"] == existing
 
 
-def test_enforce_and_complain_filters(spec: dict) -> None:
+def test_set_seccomp(spec: dict) -> None:
     profile = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1, "architectures": ["SCMP_ARCH_X86_64"],
                "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
     spec["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
     out = set_seccomp(profile)(spec)
     assert out["linux"]["seccomp"] == profile and "apparmorProfile" not in out["process"]
-    complain = complain_filter(profile)
-    assert complain["defaultAction"] == "SCMP_ACT_LOG" and "defaultErrnoRet" not in complain
-    assert profile["defaultAction"] == "SCMP_ACT_ERRNO"
+    assert set_seccomp(None)(out)["linux"].get("seccomp") is None
 
 
 @pytest.mark.parametrize(("argv", "cid"), [
