@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 PYTHON_SYSTEM := /usr/bin/python3
 VENV := .venv
+# virtme-ng (the real-kernel lane's `vng`) lives apart: its dependencies must not load into syscage's venv.
+LANE_VENV := .venv-lane
 PY := $(VENV)/bin/python
 PREFIX ?= /usr/local
 SYSCONFDIR ?= /etc/syscage
@@ -16,7 +18,7 @@ APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd bu
 	libseccomp2 python3-venv strace gcc libc6-dev qemu-system-x86 linux-image-amd64
 PYTEST_FLAGS ?= -q -ra
 
-.PHONY: all deps venv test unit integration demo lint bench install uninstall clean
+.PHONY: all deps venv lane-venv test unit integration demo lint bench install uninstall clean
 
 all: venv
 
@@ -43,15 +45,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-## test: everything (unit, lint, then integration as root with real runc, containerd and eBPF)
-test: deps venv
+## lane-venv: virtme-ng, which boots Debian's own kernel for integration/realkernel/ (see README)
+lane-venv: $(LANE_VENV)/bin/vng
+$(LANE_VENV)/bin/vng:
+	$(PYTHON_SYSTEM) -m venv $(LANE_VENV)
+	$(LANE_VENV)/bin/python -m pip install -q --disable-pip-version-check 'virtme-ng>=1.30'
+
+## test: everything (unit, lint, then integration as root with real runc, containerd and eBPF, and the
+## real-kernel lane)
+test: deps venv lane-venv
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_FLAGS) tests integration
 
 unit: venv
 	$(PY) -m pytest $(PYTEST_FLAGS) tests
 
-integration: deps venv
+integration: deps venv lane-venv
 	$(PY) -m pytest $(PYTEST_FLAGS) integration
 
 lint: venv
@@ -98,4 +107,4 @@ uninstall:
 	echo "uninstalled"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LANE_VENV) .pytest_cache .ruff_cache

@@ -13,7 +13,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 # Set inside the guest: integration/realkernel/ is collected only there.
 IN_GUEST_ENV = "SYSCAGE_REAL_KERNEL"
 BOOT_MEMORY = "2G"
+CHECKOUT = Path(__file__).resolve().parent.parent
 
 
 class LaneUnavailable(Exception):
@@ -48,11 +48,12 @@ def guest_kernel() -> str:
 
 
 def vng_binary() -> str:
-    """virtme-ng's `vng`, from the venv that runs the tests (a dev dependency), or PATH."""
-    beside = Path(sys.executable).parent / "vng"
-    found = str(beside) if beside.exists() else shutil.which("vng")
+    """virtme-ng's `vng`: from the checkout's own lane venv (`make lane-venv`; kept apart so that its
+    dependencies never load into syscage's venv), or PATH."""
+    own = CHECKOUT / ".venv-lane" / "bin" / "vng"
+    found = str(own) if own.exists() else shutil.which("vng")
     if not found:
-        raise LaneUnavailable("virtme-ng is not installed: pip install virtme-ng (make venv does)")
+        raise LaneUnavailable("virtme-ng is not installed: run `make lane-venv` (make test does)")
     if not shutil.which("qemu-system-x86_64"):
         raise LaneUnavailable("qemu is not installed: apt-get install qemu-system-x86 (make deps does)")
     return found
