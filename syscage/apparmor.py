@@ -60,6 +60,7 @@ PARSER = "apparmor_parser"
 # parser's policy to it (/etc/apparmor/parser.conf). Without a features file, a host whose kernel has no
 # AppArmor compiles with a minimal set that silently drops network, signal, ptrace and mount rules.
 FEATURES = Path("/usr/share/apparmor-features/features")
+CHECK_TIMEOUT = 60.0  # seconds; a check takes about 15 ms
 
 ACCESS = "rwacdlkxm"
 
@@ -146,10 +147,13 @@ def check(text: str, parser: str = PARSER, features: Path = FEATURES) -> None:
     argv = [parser, "-Q", "-K", "-M", str(features), "--warn=rule-not-enforced", "--Werror=rule-not-enforced",
             "--abort-on-error"]
     try:
-        done = subprocess.run(argv, input=text.encode("ascii"), capture_output=True, timeout=60, check=False)
+        done = subprocess.run(argv, input=text.encode(), capture_output=True, timeout=CHECK_TIMEOUT, check=False)
     except FileNotFoundError:
         raise SyscageError(f"cannot check AppArmor profiles: {parser} not found",
                            "install Debian's apparmor package") from None
+    except subprocess.TimeoutExpired:
+        raise SyscageError(f"{parser} did not finish checking a profile within {CHECK_TIMEOUT:g} s",
+                           "check the machine's load and apparmor_parser") from None
     if done.returncode != 0:
         said = " / ".join(line.strip() for line in done.stderr.decode(errors="replace").splitlines() if line.strip())
         raise SyscageError(f"apparmor_parser rejected the rendered profile: {said or f'exit {done.returncode}'}",

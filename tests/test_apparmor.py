@@ -355,6 +355,15 @@ def test_missing_parser_is_one_clear_line() -> None:
         check("profile t {}\n", parser="apparmor_parser-missing")
 
 
+def test_hanging_parser_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parser = tmp_path / "parser"
+    parser.write_text("#!/bin/sh\nexec sleep 30\n")
+    parser.chmod(0o755)
+    monkeypatch.setattr(apparmor, "CHECK_TIMEOUT", 0.2)
+    with pytest.raises(SyscageError, match=r"did not finish checking a profile within 0\.2 s"):
+        check("profile t {}\n", parser=str(parser))
+
+
 def test_render_checked_does_not_return_rejected_text(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(apparmor, "render", lambda profile, bounding=None: "profile t {\n  /x wa,\n}\n")
     with pytest.raises(SyscageError, match="rejected"):
