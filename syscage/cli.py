@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.set_defaults(func=cmd_seccomp)
 
+    p = sub.add_parser("apparmor", help="print the profile as an AppArmor profile (checked with apparmor_parser)")
+    p.add_argument("name")
+    p.add_argument("--bounding", metavar="CAPS", help="the spec's capability bounding set (CAP_CHOWN,CAP_KILL,...), "
+                   "used when capabilities were not traced")
+    p.set_defaults(func=cmd_apparmor)
+
     p = sub.add_parser("accept", help="vouch for an incomplete profile so that enforce will use it")
     p.add_argument("name")
     p.set_defaults(func=cmd_accept)
@@ -146,6 +152,17 @@ def cmd_seccomp(config: Config, args: argparse.Namespace) -> int:
     if profile is None:
         raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
     print(json.dumps(render_profile(profile, config.seccomp_errno, config.always_allow), indent=2))
+    return 0
+
+
+def cmd_apparmor(config: Config, args: argparse.Namespace) -> int:
+    from syscage.apparmor import render_checked
+
+    profile = _store(config).read(args.name)
+    if profile is None:
+        raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
+    bounding = None if args.bounding is None else [c for c in args.bounding.split(",") if c.strip()]
+    sys.stdout.write(render_checked(profile, bounding))
     return 0
 
 
