@@ -82,15 +82,26 @@ def _store(config: Config):  # type: ignore[no-untyped-def]
     return ProfileStore(config.store, config.seccomp_errno)
 
 
+def _live(config: Config) -> str | None:
+    from syscage.hooks.liveness import live_instance
+
+    return live_instance(config.run_dir)
+
+
 def cmd_list(config: Config, args: argparse.Namespace) -> int:
-    store = _store(config)
+    """A profile with a lost pending run is incomplete (enforce refuses it); one learning now says so."""
+    store, live = _store(config), _live(config)
     rows: list[dict[str, Any]] = []
     for name in store.names():
         try:
             p = store.read(name)
-            assert p is not None
-            rows.append({"name": name, "complete": p["complete"], "syscalls": len(p["syscalls"]),
-                         "runs": p.get("runs_total", len(p["runs"])), "updated": p["updated"]})
+            pending = store.pending(name)
+            lost = sum(1 for run in pending if _lost(run, live))
+            row = {"name": name, "complete": bool(p and p["complete"]) and not lost, "lost_runs": lost,
+                   "learning_now": len(pending) - lost}
+            row.update({"syscalls": len(p["syscalls"]), "runs": p.get("runs_total", len(p["runs"])),
+                        "updated": p["updated"]} if p else {"syscalls": 0, "runs": 0, "updated": "-"})
+            rows.append(row)
         except SyscageError as exc:
             rows.append({"name": name, "error": str(exc)})
     if args.json:
@@ -105,25 +116,45 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
             print(f"{r['name']:32} {'CORRUPT':10} {'-':>8} {'-':>5}  {r['error']}")
         else:
             status = "complete" if r["complete"] else "INCOMPLETE"
-            print(f"{r['name']:32} {status:10} {r['syscalls']:>8} {r['runs']:>5}  {r['updated']}")
+            notes = [f"{r['lost_runs']} run(s) lost"] * bool(r["lost_runs"]) + \
+                [f"{r['learning_now']} learning now"] * bool(r["learning_now"])
+            print(f"{r['name']:32} {status:10} {r['syscalls']:>8} {r['runs']:>5}  {r['updated']}"
+                  + (f"  ({', '.join(notes)})" if notes else ""))
     return 0
 
 
 def cmd_show(config: Config, args: argparse.Namespace) -> int:
-    profile = _store(config).read(args.name)
-    if profile is None:
+    from syscage.store import describe_lost
+
+    store, live = _store(config), _live(config)
+    profile = store.read(args.name)
+    pending = store.pending(args.name)
+    if profile is None and not pending:
         raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
-    if args.json:
-        print(json.dumps(profile, indent=2, sort_keys=True))
+    lost = [run for run in pending if _lost(run, live)]
+    if args.json:  # profile.json as stored, and the pending runs beside it
+        print(json.dumps({**(profile or {}), "pending": [{**run, "lost": _lost(run, live)} for run in pending]},
+                         indent=2, sort_keys=True))
         return 0
-    print(f"profile {profile['name']} ({profile['arch']}), revision {profile.get('revision', 0)}, "
-          f"updated {profile['updated']}")
-    if profile["complete"]:
+    if profile is None:
+        print(f"profile {args.name}: nothing recorded yet")
+    else:
+        print(f"profile {profile['name']} ({profile['arch']}), revision {profile.get('revision', 0)}, "
+              f"updated {profile['updated']}")
+    if profile and profile["complete"] and not lost:
         print("status: complete")
     else:
         print("status: INCOMPLETE (enforce refuses it until you re-learn or `syscage accept` it)")
-        for reason in profile["incomplete_reasons"]:
+        for reason in (profile or {}).get("incomplete_reasons", []):
             print(f"  - {reason}")
+        for run in lost:
+            print(f"  - run of {run.get('container_id', '?')} (watched since {run.get('started', '?')}) was lost: "
+                  f"{describe_lost(run)}")
+    for run in pending:
+        if not _lost(run, live):
+            print(f"learning now: {run.get('container_id')} since {run.get('started')}")
+    if profile is None:
+        return 0
     print(f"syscalls ({len(profile['syscalls'])}):")
     for name, entry in sorted(profile["syscalls"].items()):
         print(f"  {name:24} runs={entry['runs']:<4} {','.join(entry['sources']):20} last={entry['last_seen']}")
@@ -139,6 +170,12 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _lost(run: dict[str, Any], live: str | None) -> bool:
+    from syscage.store import lost_now
+
+    return lost_now(run, live)
+
+
 def cmd_seccomp(config: Config, args: argparse.Namespace) -> int:
     from syscage.seccomp import render_profile
 
@@ -150,7 +187,7 @@ def cmd_seccomp(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_accept(config: Config, args: argparse.Namespace) -> int:
-    profile = _store(config).accept(args.name)
+    profile = _store(config).accept(args.name, _live(config))
     print(f"profile {args.name} accepted as complete ({len(profile['syscalls'])} syscalls)")
     return 0
 
