@@ -14,7 +14,7 @@ INSTANCE_FILE = "tracer.instance"
 def tracer_lock_held(run_dir: os.PathLike[str] | str) -> bool:
     try:
         fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
+    except OSError:  # none there (or a run_dir that is not a directory): no tracer
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
