@@ -20,7 +20,7 @@ FIELDS = ("profile", "mode", "profile_defaulted", "exec_mode", "no_new_privilege
 
 def prepared_argument(tracer_socket: str, container_id: str, watch: dict[str, object]) -> str:
     """The hook argument syscage-runtime writes into the spec (with the create's nonce, watch["nonce"])."""
-    doc = {"socket": tracer_socket, "container_id": container_id, "nonce": watch["nonce"],
+    doc = {"socket": tracer_socket, "container_id": container_id, "nonce": watch.get("nonce", ""),
            **{k: watch[k] for k in FIELDS}}
     return PREPARED + json.dumps(doc, separators=(",", ":"))
 

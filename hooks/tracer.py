@@ -207,7 +207,12 @@ class Tracer:
                            profile=watched.profile, error=str(exc))
             return {"ok": False, "error": f"cannot write the pending run of {watched.container_id} into profile "
                                           f"{watched.profile}: {exc}"}
-        watched.pending = pending
+        with self.lock:
+            watched.pending = pending
+            ended = self.watched.get(watched.container_id) is not watched
+        if ended:  # stopped meanwhile (its run was saved without this record): the record must go too
+            with contextlib.suppress(OSError, SyscageError):
+                self.store.drop_pending(watched.profile, pending)
         return reply
 
     def _take(self, req: dict[str, Any], stale: list[tuple[Watched, dict[str, Any]]]
