@@ -81,20 +81,37 @@ def test_a_reused_id_learns_into_its_own_profile_only(env: Env) -> None:
     assert enforced.returncode == 0 and enforced.stdout == "Linux\n", enforced.stderr
 
 
-def test_a_failed_create_releases_its_watch_without_a_run(env: Env) -> None:
-    """The runtime fails the create after the prestart relay had the container watched."""
+@pytest.mark.parametrize("prestart", ["relay", "syscage-hook"])
+def test_a_failed_create_releases_its_watch_without_a_run(env: Env, prestart: str) -> None:
+    """The runtime fails the create after the prestart (the relay, or the hook when no relay can be set up)
+    had the container watched."""
+    root = env.root / env.name("failed-create")
+    config = env.config_path
+    if prestart == "syscage-hook":
+        (root / "run").mkdir(parents=True)
+        (root / "run" / "relay").write_text("a file where the relay directory should be")
+        config = root / "config.toml"
+        write_config(config, root)
+    environ = {**os.environ, "SYSCAGE_CONFIG": str(config)}
+    settings = load_config(config)
     name, cid = env.name("failed-create"), env.name("c")
     bundle = learning_bundle(env, name, ["true"])
     spec = json.loads((bundle / "config.json").read_text())
     spec["hooks"] = {"createRuntime": [{"path": "/bin/false", "args": ["false"]}]}  # runs after prestart
     (bundle / "config.json").write_text(json.dumps(spec))
-    created = call(WRAPPER, "--root", str(env.runc_root), "create", "--bundle", str(bundle), cid)
-    assert created.returncode != 0
-    watched = [json.loads(line) for line in env.log_file.read_text().splitlines() if '"watching"' in line]
-    assert [e for e in watched if e.get("container_id") == cid], "the prestart never had it watched"
-    assert cid not in request(load_config(), {"op": "status"})["watching"]
-    assert pending_runs(env.store, name) == []
-    assert not (env.store / "profiles" / name / "profile.json").exists()  # no container, no run
+    try:
+        created = call(WRAPPER, "--root", str(env.runc_root), "create", "--bundle", str(bundle), cid, env=environ)
+        assert created.returncode != 0
+        prestarts = json.loads((bundle / "config.json").read_text())["hooks"]["prestart"]
+        assert prestarts[0]["path"] == ("/bin/sh" if prestart == "relay" else str(settings.hook_path))
+        logged = [json.loads(line) for line in settings.log_file.read_text().splitlines() if '"watching"' in line]
+        assert [e for e in logged if e.get("container_id") == cid], "the prestart never had it watched"
+        assert cid not in request(settings, {"op": "status"})["watching"]
+        assert pending_runs(settings.store, name) == []
+        assert not (settings.store / "profiles" / name / "profile.json").exists()  # no container, no run
+    finally:
+        if prestart == "syscage-hook":
+            _stop_tracer_of(root / "run")
 
 
 def test_tracer_stop_saves_the_runs_it_still_watches(env: Env) -> None:

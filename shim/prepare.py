@@ -120,8 +120,16 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
              run_recorded_at="delete" if marked else "poststop hook",
              prestart="relay" if relay else "syscage-hook" if selection.mode in LEARNING_MODES else None)
     if relay is None or answer is None:
-        return Prepared(0)
+        # A learning create without the relay: the runtime runs as our child all the same, so that a create
+        # failing after its prestart lets the tracer's watch go (syscage.shim.finish.release_failed_create).
+        return Prepared(0, run_runtime if marked else None)
     return Prepared(0, functools.partial(run_with_relay, relay, answer, relay_missed(config, cid, runtime_root, tell)))
+
+
+def run_runtime(runtime: str, args: list[str]) -> int:
+    from syscage.shim.child import spawn_runtime, wait_runtime
+
+    return wait_runtime(spawn_runtime(runtime, args))
 
 
 def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, config: Config,
