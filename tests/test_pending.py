@@ -126,3 +126,19 @@ def test_enforce_refuses_a_profile_with_a_lost_run_but_not_one_learning_now(tmp_
     finally:
         os.close(fd)
     assert json.loads((config.store / "profiles" / "web" / "profile.json").read_text())["complete"]
+
+
+def test_a_record_with_no_tracer_settles_its_own_lost_pending_run_only(tmp_path: Path) -> None:
+    from syscage.hooks.record import record_untraced
+
+    config = _config(tmp_path)
+    store = ProfileStore(config.store, config.seccomp_errno)
+    store.add_pending("web", _pending("i1-0-1", "i1", "c1"))
+    store.add_pending("web", _pending("i1-1-2", "i1", "c2"))
+    record_untraced(config, "c1", "web", "learn", "", "the tracer was not running", "runtime", "nonce:other")
+    assert len(store.pending("web")) == 2  # another container of that id: not its pending run
+    reply = record_untraced(config, "c1", "web", "learn", "", "the tracer was not running", "runtime", "nonce:c1")
+    assert reply["complete"] is False
+    assert [p["container_id"] for p in store.pending("web")] == ["c2"]
+    runs = store.read("web")["runs"]  # type: ignore[index]
+    assert runs[-1]["pending"] == "i1-0-1" and runs[-1]["started"] == "t0"
