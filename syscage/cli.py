@@ -6,11 +6,14 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from syscage.config import Config, load_config
 from syscage.console import say_error
 from syscage.errors import SyscageError
+
+STOP_WAIT = 60.0  # seconds `syscage tracer stop` waits for the tracer to save what it watches and exit
 
 EPILOG = """\
 Profiles live under the store (paths.store in the config, /var/lib/syscage by default):
@@ -206,7 +209,18 @@ def cmd_tracer(config: Config, args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0
     os.kill(int(status["pid"]), signal.SIGTERM)
-    print(f"tracer {status['instance']} (pid {status['pid']}) asked to stop")
+    # It saves the runs of the containers it still watches (as incomplete) before it lets go of its lock.
+    from syscage.hooks.liveness import tracer_lock_held
+
+    deadline = time.monotonic() + STOP_WAIT
+    while tracer_lock_held(config.run_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    watching = status.get("watching") or []
+    if tracer_lock_held(config.run_dir):
+        print(f"tracer {status['instance']} (pid {status['pid']}) asked to stop; still running after {STOP_WAIT:g}s")
+        return 0
+    saved = f"; {len(watching)} still-watched container run(s) saved as incomplete" if watching else ""
+    print(f"tracer {status['instance']} (pid {status['pid']}) stopped{saved}")
     return 0
 
 
