@@ -229,3 +229,44 @@ def test_a_full_store_leaves_the_profile_incomplete(env: Env, small_store: tuple
     profile = json.loads((store / "profiles" / name / "profile.json").read_text())
     assert not profile["complete"] and profile["runs"][-1]["container_id"] == cid
     assert "recording its run failed" in profile["runs"][-1]["problems"][0]
+
+
+def test_one_namespace_cannot_take_every_tracer_slot(env: Env) -> None:
+    """tracer.max_containers_per_namespace = 1: a second learner of one namespace is refused (counted; it runs
+    untraced and its run is recorded incomplete), while another namespace still learns."""
+    root = env.root / env.name("share")
+    root.mkdir()
+    config = root / "config.toml"
+    write_config(config, root, tracer={"max_containers_per_namespace": 1, "idle_timeout": 600})
+    environ = {**os.environ, "SYSCAGE_CONFIG": str(config)}
+    runc = ["--root", str(env.runc_root)]
+    cids = {key: env.name("c") for key in ("a1", "a2", "b1")}
+
+    def create(key: str, namespace: str) -> subprocess.CompletedProcess[str]:
+        profile = f"k8s.{namespace}.{key}-{os.getpid()}"
+        bundle = env.bundle(["sh", "-c", "sleep 30"], learn=False, seccomp=None, annotations={
+            "io.syscage.mode": "learn", "io.syscage.profile": profile,
+            "io.kubernetes.cri.sandbox-namespace": namespace})
+        return call(WRAPPER, *runc, "create", "--bundle", str(bundle), cids[key], env=environ)
+
+    try:
+        assert create("a1", "team-a").returncode == 0
+        second = create("a2", "team-a")
+        assert second.returncode == 0 and "runs untraced" in second.stderr
+        assert "tracer.max_containers_per_namespace" in second.stderr
+        assert create("b1", "team-b").returncode == 0
+        status = request(load_config(config), {"op": "status"})
+        assert sorted(status["watching"]) == sorted([cids["a1"], cids["b1"]])
+        assert status["refused_by_namespace"] == {"team-a": 1}
+        for cid in cids.values():
+            assert call(WRAPPER, *runc, "delete", "--force", cid, env=environ).returncode == 0
+        refused = json.loads((root / "store" / "profiles" / f"k8s.team-a.a2-{os.getpid()}" / "profile.json")
+                             .read_text())
+        assert not refused["complete"]
+        learned = json.loads((root / "store" / "profiles" / f"k8s.team-b.b1-{os.getpid()}" / "profile.json")
+                             .read_text())
+        assert learned["runs"][0]["container_id"] == cids["b1"] and learned["syscalls"]  # traced
+    finally:
+        for cid in cids.values():
+            call("runc", *runc, "delete", "--force", cid)
+        _stop_tracer_of(root / "run")
