@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="show one profile: completeness, syscalls, runs")
     p.add_argument("name")
-    p.add_argument("--json", action="store_true", help="print profile.json as stored")
+    p.add_argument("--json", action="store_true",
+                   help="print profile.json as stored (plus \"pending\": runs learning now, or lost, if any)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("seccomp", help="print the profile as an OCI linux.seccomp object")
@@ -135,9 +136,9 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
     if profile is None and not pending:
         raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
     lost = [run for run in pending if _lost(run, live)]
-    if args.json:  # profile.json as stored, and the pending runs beside it
-        print(json.dumps({**(profile or {}), "pending": [{**run, "lost": _lost(run, live)} for run in pending]},
-                         indent=2, sort_keys=True))
+    if args.json:  # profile.json as stored, plus its pending runs if it has any
+        extra = {"pending": [{**run, "lost": _lost(run, live)} for run in pending]} if pending else {}
+        print(json.dumps({**(profile or {}), **extra}, indent=2, sort_keys=True))
         return 0
     if profile is None:
         print(f"profile {args.name}: nothing recorded yet")

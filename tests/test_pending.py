@@ -142,3 +142,34 @@ def test_a_record_with_no_tracer_settles_its_own_lost_pending_run_only(tmp_path:
     assert [p["container_id"] for p in store.pending("web")] == ["c2"]
     runs = store.read("web")["runs"]  # type: ignore[index]
     assert runs[-1]["pending"] == "i1-0-1" and runs[-1]["started"] == "t0"
+
+
+def test_list_show_and_accept_tell_lost_runs_from_learners(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from syscage.cli import main
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[paths]\nstore = "{tmp_path}/store"\nrun_dir = "{tmp_path}/run"\nlog_file = "{tmp_path}/log"\n')
+    monkeypatch.setenv("SYSCAGE_CONFIG", str(cfg))
+    store = ProfileStore(tmp_path / "store", 1)
+    store.record_run("web", _obs("c0", ["read"]))
+    store.add_pending("web", _pending("i1-0-1", "i1", "c1"))
+    store.add_pending("new", _pending("i2-0-1", "i2", "c2"))  # a first run: nothing recorded yet
+    fd = _hold_tracer_lock(tmp_path / "run", "i2")
+    try:
+        assert main(["list", "--json"]) == 0
+        rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+        assert rows["web"]["complete"] is False and rows["web"]["lost_runs"] == 1
+        assert rows["new"]["learning_now"] == 1 and rows["new"]["lost_runs"] == 0
+        assert main(["show", "web"]) == 0
+        shown = capsys.readouterr().out
+        assert "INCOMPLETE" in shown and "run of c1" in shown and "instance i1" in shown
+        assert main(["show", "new"]) == 0
+        assert "learning now: c2" in capsys.readouterr().out
+        assert main(["accept", "web"]) == 0
+        capsys.readouterr()
+        assert main(["list", "--json"]) == 0
+        rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+        assert rows["web"]["complete"] is True and rows["web"]["lost_runs"] == 0
+    finally:
+        os.close(fd)
