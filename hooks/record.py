@@ -91,11 +91,10 @@ def record_untraced(config: Config, container_id: str, profile: str, mode: str, 
 
     obs = untraced_observation(container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
     store = ProfileStore(config.store, config.seccomp_errno)
-    ours = [p for p in store.lost_pending(profile, live_instance(config.run_dir))
-            if key and p.get("container_id") == container_id and p.get("key") == key]
+    ours = store.lost_run_of(profile, container_id, key, live_instance(config.run_dir))
     if ours:
-        obs.started = str(ours[0].get("started") or "")
-    store.record_run(profile, obs, pending=str(ours[0]["id"]) if ours else None)
+        obs.started = str(ours.get("started") or "")
+    store.record_run(profile, obs, pending=str(ours["id"]) if ours else None)
     JsonLog.of(config, component).log(
         "warning", "run recorded", complete=False, problems=obs.problems, phase="poststop",
         container_id=container_id, profile=profile, mode=mode)

@@ -268,12 +268,19 @@ class Tracer:
             obs = observation_from_report(cid, taken[1], runtime, runtime_name)
         log = self.log.bind(container_id=cid, profile=profile, mode=mode)
         try:
-            merged = self.store.record_run(profile, obs, pending=watched.pending if watched else None)
-            assert merged is not None
+            # Without its watch, the record settles the container's run a tracer before us left pending; if
+            # that tracer's successor (us, at start) has saved it already, nothing more is written.
+            lost = None if watched else self.store.lost_run_of(profile, cid, str(req.get("key") or ""), self.instance)
+            pending = watched.pending if watched else str(lost["id"]) if lost else None
+            merged = self.store.record_run(profile, obs, pending=pending, settling=lost is not None)
         except (SyscageError, OSError) as exc:
             log.error("could not record run", error=str(exc))
             self._fail_pending(watched)
             return {"ok": False, "error": f"could not record the run in profile {profile}: {exc}"}
+        if merged is None:
+            problems = ["its run was saved already, as incomplete, by the tracer that found it lost"]
+            return {"ok": True, "complete": False, "problems": problems, "syscalls": 0, "cutover": "none",
+                    "instance": self.instance}
         log.info("run recorded", syscalls=len(obs.syscalls), cutover=obs.cutover, complete=obs.complete,
                  problems=obs.problems, counters=obs.counters, profile_syscalls=len(merged["syscalls"]),
                  runs=merged.get("runs_total", len(merged["runs"])))

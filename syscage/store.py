@@ -212,6 +212,14 @@ class ProfileStore:
         incomplete. The others are containers learning now."""
         return [p for p in self.pending(name) if lost_now(p, live_instance)]
 
+    def lost_run_of(self, name: str, container_id: str, key: str, live_instance: str | None) -> dict[str, Any] | None:
+        """The lost pending run of this very container (same id and watch key), if there is one: a record that
+        comes without its watch settles it."""
+        if not key:
+            return None
+        return next((p for p in self.lost_pending(name, live_instance)
+                     if p.get("container_id") == container_id and p.get("key") == key), None)
+
     def _pending_path(self, name: str, pending_id: str) -> Path | None:
         directory = self.profile_dir(name) / PENDING_DIR
         for candidate in (f"{pending_id}.json", f"{pending_id}{FAILED}.json"):

@@ -271,3 +271,14 @@ def test_the_namespace_share_is_read_from_the_config() -> None:
     from syscage.config import config_from_mapping
 
     assert config_from_mapping({"tracer": {"max_containers_per_namespace": 3}}).namespace_share == 3
+
+
+def test_a_record_after_a_restart_settles_the_lost_run_once(tmp_path: Path, host: Host) -> None:
+    crashed = tracer(tmp_path, host, "i1")
+    host.start(1)
+    assert watch(crashed, "c", 1, "web", "nonce:a")["ok"]
+    fresh = tracer(tmp_path, host, "i2")
+    reply = record(fresh, "c", "web", "nonce:a")  # before the fresh tracer got round to settling it
+    assert reply["ok"] and not reply["complete"]
+    assert pending(tmp_path, "web") == [] and fresh.settle_lost() == 0
+    assert profile(tmp_path, "web")["runs_total"] == 1
