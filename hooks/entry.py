@@ -14,13 +14,13 @@ def main() -> int:
 
     if len(args) == 2 and args[0] == "prestart" and args[1].startswith(PREPARED):
         raw = sys.stdin.buffer.read()
-        from syscage.hooks.fast_prestart import watch_prepared
+        from syscage.hooks.fast_prestart import key_arguments, watch_prepared
 
         if watch_prepared(args[1], raw):
             return 0
         from syscage.hooks.hook import main as full_hook
 
-        return full_hook(["prestart"], stdin=raw)
+        return full_hook(["prestart", *key_arguments(args[1])], stdin=raw)
     from syscage.hooks.hook import main as full_hook
 
     return full_hook(args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from syscage.hooks.protocol import TracerUnavailable, call
+from syscage.hooks.protocol import TracerUnavailable, call, watch_key
 
 PREPARED = "--prepared="
 REQUEST_TIMEOUT = 10.0
@@ -19,9 +19,19 @@ FIELDS = ("profile", "mode", "profile_defaulted", "exec_mode", "no_new_privilege
 
 
 def prepared_argument(tracer_socket: str, container_id: str, watch: dict[str, object]) -> str:
-    """The hook argument syscage-runtime writes into the spec."""
-    doc = {"socket": tracer_socket, "container_id": container_id, **{k: watch[k] for k in FIELDS}}
+    """The hook argument syscage-runtime writes into the spec (with the create's nonce, watch["nonce"])."""
+    doc = {"socket": tracer_socket, "container_id": container_id, "nonce": watch.get("nonce", ""),
+           **{k: watch[k] for k in FIELDS}}
     return PREPARED + json.dumps(doc, separators=(",", ":"))
+
+
+def key_arguments(argument: str) -> list[str]:
+    """The full hook's arguments that carry the prepared nonce on, when the fast path hands over."""
+    try:
+        nonce = json.loads(argument[len(PREPARED):]).get("nonce")
+    except (ValueError, AttributeError):
+        return []
+    return [f"--key={nonce}"] if isinstance(nonce, str) and nonce else []
 
 
 def watch_prepared(argument: str, raw_state: bytes) -> bool:
@@ -31,7 +41,7 @@ def watch_prepared(argument: str, raw_state: bytes) -> bool:
         state = json.loads(raw_state)
         pid, container_id, path = state["pid"], state["id"], prepared["socket"]
         message = {"op": "watch", "container_id": container_id, "pid": pid, "via": "prepared hook",
-                   **{k: prepared[k] for k in FIELDS}}
+                   "key": watch_key(prepared.get("nonce"), state.get("bundle")), **{k: prepared[k] for k in FIELDS}}
     except (ValueError, KeyError, TypeError):
         return False
     notes = state.get("annotations")

@@ -14,25 +14,28 @@ from typing import Any
 from syscage.config import Config, load_config
 from syscage.console import say_error
 from syscage.errors import SyscageError
+from syscage.hooks.protocol import watch_key
 from syscage.names import LEARNING_MODES
 from syscage.oci import HookState, Selection, has_seccomp, load_spec, no_new_privileges, parse_hook_state, select
 
 PHASES = ("prestart", "poststop", "auto")
 # With "auto" (hooks.d files that list several stages), the phase comes from the state's status.
 STATUS_PHASE = {"creating": "prestart", "created": "prestart", "stopped": "poststop"}
-USAGE = "usage: syscage-hook prestart|poststop|auto  (run by an OCI runtime, with the container state on stdin)"
+USAGE = ("usage: syscage-hook prestart|poststop|auto [--key=NONCE]  (run by an OCI runtime, with the container "
+         "state on stdin)")
+KEY = "--key="  # the nonce syscage-runtime gave this container (hooks it wrote into the spec carry it)
 
 
 def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
     """argv without the program name; stdin: the state, if the caller has read it already."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] not in PHASES:
+    if not 1 <= len(args) <= 2 or args[0] not in PHASES or not all(a.startswith(KEY) for a in args[1:]):
         if args and args[0] in ("-h", "--help"):
             print(__doc__.strip() + "\n\n" + USAGE)
             return 0
         say_error(f"unknown hook phase {' '.join(args)[:60]!r}; {USAGE}")
         return 2
-    phase = args[0]
+    phase, nonce = args[0], (args[1][len(KEY):] if len(args) == 2 else None)
     config: Config | None = None
     try:
         config = load_config()
@@ -49,9 +52,10 @@ def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
     context = {"phase": phase, "container_id": state.container_id, "profile": selection.profile,
                "mode": selection.mode}
     try:
+        key = watch_key(nonce, str(state.bundle))
         if phase == "prestart":
-            return prestart(config, state, selection)
-        return poststop(config, state, selection)
+            return prestart(config, state, selection, key)
+        return poststop(config, state, selection, key)
     except (SyscageError, OSError) as exc:
         # OSError: an unexpected file-system failure (full disk, unwritable store): still one line.
         log_event(config, "error", f"{phase} failed", error=str(exc), **context)
@@ -59,25 +63,27 @@ def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
         return 1
 
 
-def prestart(config: Config, state: HookState, selection: Selection) -> int:
+def prestart(config: Config, state: HookState, selection: Selection, key: str) -> int:
     from syscage.hooks.watch import ask_to_watch
 
     if state.pid is None:
         raise SyscageError("the runtime passed no pid in the prestart state", "run syscage-hook as a prestart hook")
     spec = load_spec(state.bundle)
     message = {"op": "watch", "container_id": state.container_id, "pid": state.pid, "profile": selection.profile,
-               "mode": selection.mode, "profile_defaulted": selection.profile_defaulted,
+               "key": key, "mode": selection.mode, "profile_defaulted": selection.profile_defaulted,
                "exec_mode": not has_seccomp(spec), "no_new_privileges": no_new_privileges(spec)}
     ask_to_watch(config, message, "hook")
     return 0
 
 
-def poststop(config: Config, state: HookState, selection: Selection) -> int:
+def poststop(config: Config, state: HookState, selection: Selection, key: str) -> int:
+    """Non-zero when the run could not be recorded: runtimes log a failed poststop hook as a warning, and
+    the run's pending record stays, so the profile says it is incomplete."""
     from syscage.hooks.record import record_run, record_timeout
 
     assert selection.profile is not None
     record_run(state.container_id, selection.profile, selection.mode, parent_executable(), "hook",
-               socket_path=str(config.tracer_socket), timeout=record_timeout(config), config=config)
+               socket_path=str(config.tracer_socket), timeout=record_timeout(config), config=config, key=key)
     return 0
 
 

@@ -14,6 +14,16 @@ MAX_MESSAGE = 1 << 20
 READY_FD_ENV = "SYSCAGE_TRACER_READY_FD"
 
 
+def watch_key(nonce: object, bundle: object) -> str:
+    """What, besides its id, ties a watch to one container (ids are reused: a container deleted with plain
+    `runc delete`, then created again). syscage-runtime gives every learning create or run a nonce (in its
+    learning marker, relay and hook arguments); a hook with no wrapper behind it (hooks.d) has the bundle
+    path, which the runtime's state carries at prestart and poststop alike."""
+    if isinstance(nonce, str) and nonce:
+        return f"nonce:{nonce}"
+    return f"bundle:{bundle}" if isinstance(bundle, str) and bundle else ""
+
+
 class ProtocolError(Exception):
     pass
 

@@ -23,15 +23,16 @@ def record_timeout(config: Config) -> float:
 
 
 def record_run(container_id: str, profile: str, mode: str, runtime_exe: str, component: str, *,
-               socket_path: str, timeout: float, config: Config | None = None) -> dict[str, Any]:
+               socket_path: str, timeout: float, config: Config | None = None, key: str = "") -> dict[str, Any]:
     """The tracer's reply ({"ok", "complete", "problems"}), after a warning on stderr if the run is incomplete;
-    raises SyscageError if the run was not recorded.
+    raises SyscageError if the run was not recorded. key: the container's watch key
+    (syscage.hooks.protocol.watch_key); the tracer hands over a watch only to the record that names it.
 
     The config is loaded only if the tracer cannot be asked (syscage-runtime's delete passes the socket and
     timeout it wrote into the learning marker, and spares itself the config loader on the usual path)."""
     asked_at = time.time()
     message = {"op": "record", "container_id": container_id, "profile": profile, "mode": mode,
-               "runtime_exe": runtime_exe}
+               "runtime_exe": runtime_exe, "key": key}
     try:
         # The tracer merges and writes the profile durably before it answers.
         reply = call(socket_path, message, timeout)
@@ -41,11 +42,12 @@ def record_run(container_id: str, profile: str, mode: str, runtime_exe: str, com
         if run_recorded_since(config, profile, container_id, asked_at):
             return {"ok": True, "complete": True, "problems": []}
         reply = record_untraced(config, container_id, profile, mode, runtime_exe,
-                                f"the tracer died while recording ({exc})", component)
+                                f"the tracer died while recording ({exc})", component, key)
     except TracerUnavailable as exc:
         config = config or _load_config()
         reply = record_untraced(config, container_id, profile, mode, runtime_exe,
-                                f"the tracer was not running at poststop ({exc}): it died or was stopped", component)
+                                f"the tracer was not running at poststop ({exc}): it died or was stopped", component,
+                                key)
     if not reply.get("ok"):
         raise SyscageError(str(reply.get("error")), "see the syscage log (paths.log_file)")
     if not reply.get("complete"):
@@ -65,7 +67,7 @@ def run_recorded_since(config: Config, profile: str, container_id: str, since: f
     from syscage.store import ProfileStore
 
     try:
-        doc = ProfileStore(config.store, config.seccomp_errno).read(profile)
+        doc = ProfileStore.of(config).read(profile)
     except SyscageError:
         return False
     for run in (doc or {}).get("runs", [])[-50:]:
@@ -79,14 +81,20 @@ def run_recorded_since(config: Config, profile: str, container_id: str, since: f
 
 
 def record_untraced(config: Config, container_id: str, profile: str, mode: str, runtime_exe: str, problem: str,
-                    component: str) -> dict[str, Any]:
-    """No tracer to ask: record the run ourselves, as incomplete, so that the profile says so."""
+                    component: str, key: str = "") -> dict[str, Any]:
+    """No tracer to ask: record the run ourselves, as incomplete, so that the profile says so. The lost
+    pending run of this very container (same id and key) is settled by it."""
+    from syscage.hooks.liveness import live_instance
     from syscage.hooks.observe import runtime_version, untraced_observation
     from syscage.jsonlog import JsonLog
     from syscage.store import ProfileStore
 
     obs = untraced_observation(container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
-    ProfileStore.of(config).record_run(profile, obs)
+    store = ProfileStore.of(config)
+    ours = store.lost_run_of(profile, container_id, key, live_instance(config.run_dir))
+    if ours:
+        obs.started = str(ours.get("started") or "")
+    store.record_run(profile, obs, pending=str(ours["id"]) if ours else None)
     JsonLog.of(config, component).log(
         "warning", "run recorded", complete=False, problems=obs.problems, phase="poststop",
         container_id=container_id, profile=profile, mode=mode)

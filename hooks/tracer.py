@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import itertools
 import os
 import signal
 import socket
@@ -20,17 +21,21 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syscage.config import Config, load_config
 from syscage.console import say_error
 from syscage.errors import SyscageError
-from syscage.hooks.liveness import LOCK_FILE
+from syscage.hooks.liveness import INSTANCE_FILE, LOCK_FILE
 from syscage.hooks.protocol import READY_FD_ENV, ProtocolError, receive, send
 from syscage.logs import setup_logging
 from syscage.store import utc_now
+
+if TYPE_CHECKING:
+    from syscage.store import ProfileStore
 
 OWN_CGROUP = "syscage"
 JANITOR_PERIOD = 2.0
@@ -46,108 +51,251 @@ class Watched:
     exec_mode: bool
     no_new_privileges: bool
     started: str
+    key: str = ""  # see syscage.hooks.protocol.watch_key: a record must name it to take this watch's run
+    pending: str | None = None  # the id of its pending run in the store
     vanished_at: float | None = None
 
 
-class Tracer:
-    def __init__(self, config: Config, log: Any, idle_timeout: float) -> None:
-        from syscage.hooks.tracer_bpf import SyscallRecorder
+# What a stale watch's run says when it is saved without its container's record.
+REUSED = ("its container is gone and another container now uses the id {cid} (deleted without syscage, e.g. "
+          "a plain `runc delete`): saved by the tracer with what it saw")
+STOPPED = ("the tracer stopped (syscage tracer stop, SIGTERM) while the container was watched: what it saw until "
+           "then is kept, the rest of the run is missing")
+ORPHANED = "no poststop hook came for this container; saved by the tracer after its cgroup vanished"
 
+
+def namespace_of(profile: str) -> str | None:
+    """The Kubernetes namespace a profile belongs to (k8s.<namespace>.<container>), or None."""
+    parts = profile.split(".", 2)
+    return parts[1] if len(parts) == 3 and parts[0] == "k8s" and parts[1] else None
+
+
+def cgroup_alive(watched: Watched) -> bool:
+    """Is the watched container's cgroup still there? The directory may be there again for a new container
+    of the same id (runc names it after the id): the inode is the cgroup id, and a new cgroup gets a new one."""
+    try:
+        return os.stat(watched.cgroup_path).st_ino == watched.cgroup_id
+    except OSError:
+        return False
+
+
+class Tracer:
+    def __init__(self, config: Config, log: Any, idle_timeout: float, instance: str | None = None,
+                 recorder: Any = None, identify: Callable[[int], Any] | None = None) -> None:
+        """recorder and identify stand in for the BPF recorder and tracer_bpf.container_identity in tests."""
         self.config = config
         self.log = log
         self.idle_timeout = idle_timeout
-        self.instance = uuid.uuid4().hex[:12]
+        self.instance = instance or new_instance()
         self.lock = threading.Lock()
         self.watched: dict[str, Watched] = {}
         self.refused = 0
+        self.refused_by_namespace: dict[str, int] = {}
         self.runtime_versions: dict[tuple[str, int], str] = {}
         self.last_activity = time.monotonic()
         self.closing = False
+        self.sequence = itertools.count(1)
+        if identify is None:
+            from syscage.hooks.tracer_bpf import container_identity as identify
+        self.identify = identify
         started = time.monotonic()
-        self.recorder = SyscallRecorder(config.max_containers, config.max_threads)
+        if recorder is None:
+            from syscage.hooks.tracer_bpf import SyscallRecorder
+
+            recorder = SyscallRecorder(config.max_containers, config.max_threads)
+        self.recorder = recorder
         self.compile_seconds = round(time.monotonic() - started, 3)
         log.info("tracer attached", instance=self.instance, compile_seconds=self.compile_seconds)
+
+    @property
+    def store(self) -> ProfileStore:
+        from syscage.store import ProfileStore
+
+        return ProfileStore.of(self.config)
 
     # -- requests -------------------------------------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
+        stale: list[tuple[Watched, dict[str, Any]]] = []
+        new: Watched | None = None
+        taken: tuple[Watched, dict[str, Any]] | None = None
         with self.lock:
             if self.closing:
                 return {"ok": False, "retry": True, "error": "tracer is shutting down"}
             self.last_activity = time.monotonic()
-            if op == "watch":
-                return self._watch(request)
             if op == "status":
                 return self._status()
-            if op != "record":
+            if op == "watch":
+                reply, new = self._watch(request, stale)
+            elif op in ("record", "release"):
+                taken = self._take(request, stale)
+            else:
                 return {"ok": False, "error": f"unknown op {op!r}"}
-            cid = request.get("container_id")
-            watched = self.watched.pop(cid, None) if isinstance(cid, str) else None
-            report = self._release(watched) if watched else None
-        # The store write (with its fsyncs) happens outside the tracer's lock: other containers'
-        # requests go on meanwhile, and the store's own per-profile lock keeps writers apart.
-        return self._record(request, report)
+        # Store writes (with their fsyncs) happen outside the tracer's lock: other containers' requests go
+        # on meanwhile, and the store's own per-profile lock keeps writers apart.
+        for watched, report in stale:
+            self._save(watched, report, REUSED.format(cid=watched.container_id))
+        if op == "watch":
+            return self._note_pending(reply, new)
+        if op == "release":
+            return self._drop(request, taken)
+        return self._record(request, taken)
 
-    def _watch(self, req: dict[str, Any]) -> dict[str, Any]:
-        from syscage.hooks.tracer_bpf import container_identity
-
-        cid, pid, profile = req.get("container_id"), req.get("pid"), req.get("profile")
-        if not isinstance(cid, str) or not isinstance(pid, int) or not isinstance(profile, str):
-            return {"ok": False, "error": "watch needs container_id, pid and profile"}
+    def _watch(self, req: dict[str, Any], stale: list[tuple[Watched, dict[str, Any]]]
+               ) -> tuple[dict[str, Any], Watched | None]:
+        cid, pid, profile, key = req.get("container_id"), req.get("pid"), req.get("profile"), req.get("key") or ""
+        if not isinstance(cid, str) or not isinstance(pid, int) or not isinstance(profile, str) \
+                or not isinstance(key, str):
+            return {"ok": False, "error": "watch needs container_id, pid and profile"}, None
         try:
-            identity = container_identity(pid)
+            identity = self.identify(pid)
         except (OSError, LookupError) as exc:
-            return {"ok": False, "error": f"cannot identify container {cid} (pid {pid}): {exc}"}
-        if cid in self.watched:
-            if self.watched[cid].cgroup_id == identity.cgroup_id:  # the same container's hook, run again
-                return {"ok": True, "slot": self.watched[cid].slot, "instance": self.instance}
-            # The same id for another container (another runtime root or containerd namespace).
-            return {"ok": False, "error": f"a different container with id {cid} is already being learned; "
-                                          "give containers distinct ids"}
+            return {"ok": False, "error": f"cannot identify container {cid} (pid {pid}): {exc}"}, None
+        old = self.watched.get(cid)
+        if old is not None:
+            if old.key == key and old.cgroup_id == identity.cgroup_id:  # the same container's hook, run again
+                return {"ok": True, "slot": old.slot, "instance": self.instance}, None
+            if cgroup_alive(old):  # the same id for another live container (another runtime root or namespace)
+                return {"ok": False, "error": f"a different container with id {cid} is already being learned; "
+                                              "give containers distinct ids"}, None
+            # The id's earlier container is gone without its run being recorded: save that run now, into
+            # its own profile, and watch the new one.
+            del self.watched[cid]
+            stale.append((old, self._release(old)))
+        namespace = namespace_of(profile)
+        if namespace is not None:
+            taken = sum(1 for w in self.watched.values() if namespace_of(w.profile) == namespace)
+            if taken >= self.config.namespace_share:
+                self.refused += 1
+                self.refused_by_namespace[namespace] = self.refused_by_namespace.get(namespace, 0) + 1
+                return {"ok": False, "error": f"namespace {namespace} already has {taken} containers learning "
+                                              "(tracer.max_containers_per_namespace)"}, None
         try:
             slot = self.recorder.add(identity.cgroup_id, identity.pidns_dev, identity.pidns_ino,
                                      exec_mode=bool(req.get("exec_mode")))
         except IndexError:
             self.refused += 1
             return {"ok": False, "error": f"tracer is already watching {len(self.watched)} containers "
-                                          "(tracer.max_containers)"}
+                                          "(tracer.max_containers)"}, None
         except KeyError:
-            return {"ok": False, "error": f"cgroup of {cid} is already watched for another container"}
-        self.watched[cid] = Watched(cid, profile, slot, identity.cgroup_id, identity.cgroup_path,
-                                    bool(req.get("exec_mode")),
-                                    bool(req.get("no_new_privileges")), utc_now())
+            return {"ok": False, "error": f"cgroup of {cid} is already watched for another container"}, None
+        watched = Watched(cid, profile, slot, identity.cgroup_id, identity.cgroup_path, bool(req.get("exec_mode")),
+                          bool(req.get("no_new_privileges")), utc_now(), key)
+        self.watched[cid] = watched
         self.log.info("watching", container_id=cid, profile=profile, mode=req.get("mode", "learn"), slot=slot,
                       cgroup_id=identity.cgroup_id, cutover="exec" if req.get("exec_mode") else "seccomp",
                       profile_defaulted=bool(req.get("profile_defaulted")), via=str(req.get("via", "hook")))
-        return {"ok": True, "slot": slot, "instance": self.instance}
+        return {"ok": True, "slot": slot, "instance": self.instance}, watched
 
-    def _record(self, req: dict[str, Any], report: dict[str, Any] | None) -> dict[str, Any]:
+    def _note_pending(self, reply: dict[str, Any], watched: Watched | None) -> dict[str, Any]:
+        """The watch leaves its durable trace (a pending run) before the container is let go; a watch that
+        cannot leave one is undone: a run the store cannot note could be lost without a word."""
+        if watched is None:
+            return reply
+        pending = f"{self.instance}-{watched.slot}-{next(self.sequence)}"
+        doc = {"id": pending, "instance": self.instance, "container_id": watched.container_id, "key": watched.key,
+               "profile": watched.profile, "started": watched.started, "tracer_pid": os.getpid()}
+        try:
+            self.store.add_pending(watched.profile, doc)
+        except (OSError, SyscageError) as exc:
+            with self.lock:
+                if self.watched.get(watched.container_id) is watched:
+                    del self.watched[watched.container_id]
+                    self._release(watched)
+            self.log.error("cannot note the pending run", container_id=watched.container_id,
+                           profile=watched.profile, error=str(exc))
+            return {"ok": False, "error": f"cannot write the pending run of {watched.container_id} into profile "
+                                          f"{watched.profile}: {exc}"}
+        with self.lock:
+            watched.pending = pending
+            ended = self.watched.get(watched.container_id) is not watched
+        if ended:  # stopped meanwhile (its run was saved without this record): the record must go too
+            with contextlib.suppress(OSError, SyscageError):
+                self.store.drop_pending(watched.profile, pending)
+        return reply
+
+    def _take(self, req: dict[str, Any], stale: list[tuple[Watched, dict[str, Any]]]
+              ) -> tuple[Watched, dict[str, Any]] | None:
+        """The watch a record (or release) names, released, if it is that container's: same id, key and
+        profile. Never another container's: a watch of the same id whose cgroup is gone is a stale one,
+        saved into its own profile."""
+        cid, key, profile = req.get("container_id"), req.get("key"), req.get("profile")
+        watched = self.watched.get(cid) if isinstance(cid, str) else None
+        if watched is None:
+            return None
+        if key and watched.key == key and (profile is None or watched.profile == profile):
+            del self.watched[watched.container_id]
+            return watched, self._release(watched)
+        if not cgroup_alive(watched):
+            del self.watched[watched.container_id]
+            stale.append((watched, self._release(watched)))
+        return None
+
+    def _drop(self, req: dict[str, Any], taken: tuple[Watched, dict[str, Any]] | None) -> dict[str, Any]:
+        """A create that failed after its prestart: no container, no run; its watch and pending run go."""
+        if taken is None:
+            return {"ok": True, "released": False}
+        watched = taken[0]
+        if watched.pending:
+            try:
+                self.store.drop_pending(watched.profile, watched.pending)
+            except (OSError, SyscageError) as exc:
+                self.log.error("could not drop the pending run", container_id=watched.container_id, error=str(exc))
+                return {"ok": False, "error": f"could not drop the pending run of {watched.container_id}: {exc}"}
+        self.log.info("watch released: the container was never created", container_id=watched.container_id,
+                      profile=watched.profile)
+        return {"ok": True, "released": True}
+
+    def _record(self, req: dict[str, Any], taken: tuple[Watched, dict[str, Any]] | None) -> dict[str, Any]:
         """Merge what was seen of one container into its profile, durably, before replying."""
         from syscage.hooks.observe import observation_from_report, untraced_observation
-        from syscage.store import ProfileStore
 
         cid, profile, mode = req.get("container_id"), req.get("profile"), req.get("mode", "learn")
         if not isinstance(cid, str) or not isinstance(profile, str):
             return {"ok": False, "error": "record needs container_id and profile"}
         runtime_name, runtime = self._runtime(req.get("runtime_exe"))
-        if report is None:
-            obs = untraced_observation(cid, runtime, f"tracer {self.instance} has no record of this container (it "
-                                                    "was not watched: its prestart hook failed, or the tracer "
-                                                    "restarted)")
+        watched = taken[0] if taken else None
+        if taken is None:
+            with self.lock:
+                other = cid in self.watched
+            why = (f"the tracer's watch of id {cid} is another container's (the id was reused), so this one was not "
+                   "traced" if other else
+                   f"tracer {self.instance} has no record of this container (it was not watched: its prestart hook "
+                   "failed, or the tracer restarted)")
+            obs = untraced_observation(cid, runtime, why)
         else:
-            obs = observation_from_report(cid, report, runtime, runtime_name)
+            obs = observation_from_report(cid, taken[1], runtime, runtime_name)
         log = self.log.bind(container_id=cid, profile=profile, mode=mode)
         try:
-            merged = ProfileStore.of(self.config).record_run(profile, obs)
+            # Without its watch, the record settles the container's run a tracer before us left pending; if
+            # that tracer's successor (us, at start) has saved it already, nothing more is written.
+            lost = None if watched else self.store.lost_run_of(profile, cid, str(req.get("key") or ""), self.instance)
+            pending = watched.pending if watched else str(lost["id"]) if lost else None
+            merged = self.store.record_run(profile, obs, pending=pending, settling=lost is not None)
         except (SyscageError, OSError) as exc:
             log.error("could not record run", error=str(exc))
+            self._fail_pending(watched)
             return {"ok": False, "error": f"could not record the run in profile {profile}: {exc}"}
+        if merged is None:
+            problems = ["its run was saved already, as incomplete, by the tracer that found it lost"]
+            return {"ok": True, "complete": False, "problems": problems, "syscalls": 0, "cutover": "none",
+                    "instance": self.instance}
         log.info("run recorded", syscalls=len(obs.syscalls), cutover=obs.cutover, complete=obs.complete,
                  problems=obs.problems, counters=obs.counters, profile_syscalls=len(merged["syscalls"]),
                  runs=merged.get("runs_total", len(merged["runs"])))
         return {"ok": True, "complete": obs.complete, "problems": obs.problems, "syscalls": len(obs.syscalls),
                 "cutover": obs.cutover, "profile_syscalls": len(merged["syscalls"]), "instance": self.instance}
+
+    def _fail_pending(self, watched: Watched | None) -> None:
+        """Recording failed: its pending run now counts as lost (the profile is incomplete) until settled."""
+        if watched is None or not watched.pending:
+            return
+        try:
+            self.store.fail_pending(watched.profile, watched.pending)
+        except (OSError, SyscageError) as exc:
+            self.log.error("could not mark the pending run as failed", container_id=watched.container_id,
+                           profile=watched.profile, error=str(exc))
 
     def _runtime(self, exe: object) -> tuple[str, str]:
         """(name, version line) of the runtime binary, cached by path and modification time."""
@@ -173,45 +321,85 @@ class Tracer:
 
     def _status(self) -> dict[str, Any]:
         return {"ok": True, "instance": self.instance, "pid": os.getpid(), "compile_seconds": self.compile_seconds,
-                "watching": sorted(self.watched), "refused": self.refused, "rss_kb": _rss_kb(),
+                "watching": sorted(self.watched), "refused": self.refused,
+                "refused_by_namespace": dict(self.refused_by_namespace), "rss_kb": _rss_kb(),
                 "idle_timeout": self.idle_timeout}
 
     # -- housekeeping ---------------------------------------------------------------------------
 
     def janitor_step(self) -> bool:
         """Save runs whose poststop never came; return True when the tracer should exit (idle)."""
+        orphans = []
         with self.lock:
             now = time.monotonic()
             for watched in list(self.watched.values()):
-                if watched.cgroup_path.exists():
+                if cgroup_alive(watched):
                     continue
                 watched.vanished_at = watched.vanished_at or now
                 if now - watched.vanished_at > self.config.orphan_grace:
-                    self._save_orphan(watched)
-            if self.watched or self.idle_timeout <= 0:
-                return False
-            if now - self.last_activity < self.idle_timeout:
-                return False
+                    del self.watched[watched.container_id]
+                    orphans.append((watched, self._release(watched)))
+            idle = not self.watched and self.idle_timeout > 0 and now - self.last_activity >= self.idle_timeout
+            if idle and not orphans:
+                self.closing = True
+        for watched, report in orphans:
+            self._save(watched, report, ORPHANED)
+        return idle and not orphans
+
+    def stop(self) -> None:
+        """Refuse new requests, and save every container still watched as an incomplete run."""
+        with self.lock:
             self.closing = True
-            return True
+            left = [(w, self._release(w)) for w in self.watched.values()]
+            self.watched.clear()
+        for watched, report in left:
+            self._save(watched, report, STOPPED)
 
-    def _save_orphan(self, watched: Watched) -> None:
+    def _save(self, watched: Watched, report: dict[str, Any], problem: str) -> None:
+        """Record a watched container's run, as incomplete, without its record request."""
         from syscage.hooks.observe import observation_from_report
-        from syscage.store import ProfileStore
 
-        del self.watched[watched.container_id]
-        report = self._release(watched)
         obs = observation_from_report(watched.container_id, report, runtime="", runtime_name="")
-        obs.problems.append("no poststop hook came for this container; saved by the tracer after its cgroup vanished")
+        obs.problems.append(problem)
         log = self.log.bind(container_id=watched.container_id, profile=watched.profile)
         try:
-            ProfileStore.of(self.config).record_run(watched.profile, obs)
-            log.warning("saved run without poststop")
+            self.store.record_run(watched.profile, obs, pending=watched.pending)
+            log.warning("saved an incomplete run", problem=problem)
         except (OSError, SyscageError) as exc:
-            log.error("could not save orphaned run", error=str(exc))
+            log.error("could not save the run", problem=problem, error=str(exc))
+            self._fail_pending(watched)
+
+    def settle_lost(self) -> int:
+        """At start: every pending run of another instance (which stopped or crashed: we hold the lock now)
+        becomes an incomplete run in its profile. Returns how many were settled."""
+        from syscage.hooks.observe import untraced_observation
+        from syscage.store import describe_lost
+
+        store, settled = self.store, 0
+        for name in store.names():
+            try:
+                lost = [p for p in store.pending(name) if p["failed"] or p.get("instance") != self.instance]
+            except (OSError, SyscageError):
+                continue
+            for pending in lost:
+                cid = str(pending.get("container_id") or "?")
+                obs = untraced_observation(cid, "", f"its run was never recorded: {describe_lost(pending)}")
+                obs.started = str(pending.get("started") or "")
+                try:
+                    if store.record_run(name, obs, pending=str(pending["id"]), settling=True) is not None:
+                        settled += 1
+                        self.log.warning("lost run saved as incomplete", container_id=cid, profile=name,
+                                         problems=obs.problems)
+                except (OSError, SyscageError) as exc:
+                    self.log.error("could not save a lost run", container_id=cid, profile=name, error=str(exc))
+        return settled
 
     def close(self) -> None:
         self.recorder.close()
+
+
+def new_instance() -> str:
+    return uuid.uuid4().hex[:12]
 
 
 def _rss_kb() -> int:
@@ -286,9 +474,14 @@ def serve(config: Config, idle_timeout: float) -> int:
     except BlockingIOError:
         _notify_ready("ready: another tracer is running")
         return 0
+    # Whoever sees the lock held reads this to tell pending runs learning now from lost ones.
+    instance = new_instance()
+    from syscage.atomic import write_atomically
+
+    write_atomically(config.run_dir / INSTANCE_FILE, f"{instance}\n".encode(), 0o644, durable=False)
     move_to_own_cgroup(log)
     try:
-        tracer = Tracer(config, log, idle_timeout)
+        tracer = Tracer(config, log, idle_timeout, instance)
     except Exception as exc:
         log.exception("tracer failed to start", error=str(exc))
         _notify_ready(f"error: BPF program failed to load: {exc}")
@@ -318,24 +511,27 @@ def serve(config: Config, idle_timeout: float) -> int:
     signal.signal(signal.SIGINT, on_signal)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True).start()
     _notify_ready("ready")
+    tracer.settle_lost()
     while not stop.wait(JANITOR_PERIOD):
         if tracer.janitor_step():
             log.info("tracer idle, detaching", idle_seconds=idle_timeout)
             break
     with tracer.lock:
         tracer.closing = True
-    # Unlink before closing: a hook arriving now spawns a fresh tracer instead of talking to us.
+        if tracer.watched:
+            log.warning("tracer exiting with containers still watched; their runs are saved as incomplete",
+                        containers=sorted(tracer.watched))
+    # Unlink before closing: a hook arriving now spawns a fresh tracer instead of talking to us (it starts
+    # once we let go of the lock, after the runs below are saved).
     with contextlib.suppress(FileNotFoundError):
         sock_path.unlink()
     server.shutdown()
     server.server_close()
-    with tracer.lock:
-        if tracer.watched:
-            log.warning("tracer exiting with containers still watched; their runs will be marked incomplete",
-                        containers=sorted(tracer.watched))
+    tracer.stop()
     tracer.close()
-    with contextlib.suppress(FileNotFoundError):
-        (config.run_dir / "tracer.pid").unlink()
+    for name in ("tracer.pid", INSTANCE_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (config.run_dir / name).unlink()
     return 0
 
 

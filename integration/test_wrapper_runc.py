@@ -76,11 +76,13 @@ def test_create_records_the_run_at_delete_without_a_poststop_hook(env: Env) -> N
     assert not list((env.run_dir / "relay").iterdir())  # the relay cleans up after itself
     refused = call(WRAPPER, *root, "delete", cid)  # still running, no --force: runc refuses
     assert refused.returncode != 0 and "running" in refused.stderr
-    assert Path(marker).exists() and not (env.store / "profiles" / name).exists()
+    assert Path(marker).exists() and not (env.store / "profiles" / name / "profile.json").exists()
+    (pending,) = (env.store / "profiles" / name / "pending").iterdir()  # the run's durable trace while it runs
+    assert json.loads(pending.read_text())["container_id"] == cid
     deleted = call(WRAPPER, *root, "delete", "--force", cid)
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == ""
-    assert not Path(marker).exists()
+    assert not Path(marker).exists() and not pending.exists()
     assert call("runc", *root, "state", cid).returncode != 0  # really deleted
     profile = env.profile(name)
     assert [r["container_id"] for r in profile["runs"]] == [cid]

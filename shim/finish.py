@@ -1,9 +1,12 @@
 """syscage-runtime `delete` of a container that was created learning: delete it with the real runtime,
 then record its run, as the poststop hook would have, without starting a hook process for it.
 
-The exit code is the runtime's: once the container is deleted, a failure to record is reported on
-stderr and in the log (and the run is recorded as incomplete where possible), as runc does with a
-failing poststop hook."""
+The exit code is the runtime's: once the container is deleted, a failure to record is reported in one
+line on stderr and in the log, as runc does with a failing poststop hook; the run's pending record stays
+in the store, so the profile is incomplete (`syscage show` says why).
+
+Also: a learning `create` that failed after its prestart ran releases the tracer's watch (no container,
+so no run)."""
 
 from __future__ import annotations
 
@@ -42,10 +45,35 @@ def record(runtime: str, container_id: str, learning: dict[str, object]) -> None
     assert isinstance(timeout, (int, float))
     try:
         record_run(container_id, profile, mode, runtime, "runtime", socket_path=str(learning["socket"]),
-                   timeout=float(timeout))
+                   timeout=float(timeout), key=marker_key(learning))
     except (SyscageError, OSError) as exc:
         from syscage.jsonlog import log_event
 
-        say_error(f"recording the run of container {container_id} into profile {profile} failed: {exc}")
+        what = exc.what if isinstance(exc, SyscageError) else str(exc)
+        say_error(f"container {container_id}: its run was not recorded ({' '.join(what.split())}); profile "
+                  f"{profile} is incomplete until it is learned again or accepted (see `syscage show {profile}`)")
         log_event(None, "runtime", "error", "run not recorded", container_id=container_id, profile=profile,
                   error=str(exc))
+
+
+def marker_key(learning: dict[str, object]) -> str:
+    from syscage.hooks.protocol import watch_key
+
+    return watch_key(learning.get("nonce"), None)
+
+
+def release_failed_create(marker: str, container_id: str, runtime_root: str | None) -> None:
+    """The runtime's `create` failed after the prestart may have had the tracer watch the container: let
+    the watch (and its pending run) go, and the marker. A tracer that cannot be asked keeps the watch until
+    its cgroup is gone for tracer.orphan_grace (then saved as an incomplete run)."""
+    learning = read_marker(marker, container_id, runtime_root)
+    remove_marker(marker)
+    if learning is None:
+        return
+    from syscage.hooks.protocol import TracerUnavailable, call
+
+    try:
+        call(str(learning["socket"]), {"op": "release", "container_id": container_id,
+                                       "profile": learning["profile"], "key": marker_key(learning)}, 10.0)
+    except TracerUnavailable:
+        return

@@ -2,8 +2,9 @@
 deletes was created learning (and so records its run, in place of a poststop hook process).
 
 A marker is <run_dir>/learning/<runtime root, escaped>/<container id>, written at `create` and holding
-the container's profile and mode, and the tracer's socket and how long to wait for it (so that `delete`
-records without loading the config). Only `os` at import time: this runs on the passthrough path.
+the container's profile and mode, its nonce (the tracer hands its watch only to a record naming it: ids are
+reused), and the tracer's socket and how long to wait for it (so that `delete` records without loading the
+config). Only `os` at import time: this runs on the passthrough path.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def marker_path(run_dir: str, runtime_root: str | None, container_id: str | None
 
 
 def write_marker(path: str, container_id: str, runtime_root: str | None, profile: str, mode: str,
-                 tracer_socket: str, timeout: float) -> None:
+                 tracer_socket: str, timeout: float, nonce: str = "") -> None:
     """Atomically: a `delete` never reads half a marker. /run is tmpfs, so not durably."""
     import json
 
@@ -34,7 +35,7 @@ def write_marker(path: str, container_id: str, runtime_root: str | None, profile
 
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     doc = {"container_id": container_id, "runtime_root": runtime_root or "", "profile": profile, "mode": mode,
-           "socket": tracer_socket, "timeout": timeout}
+           "socket": tracer_socket, "timeout": timeout, "nonce": nonce}
     write_atomically(path, json.dumps(doc).encode(), 0o600, durable=False)
 
 
@@ -52,6 +53,8 @@ def read_marker(path: str, container_id: str, runtime_root: str | None) -> dict[
     if doc.get("runtime_root") != (runtime_root or ""):
         return None
     if not all(isinstance(doc.get(k), str) and doc.get(k) for k in ("profile", "mode", "socket")):
+        return None
+    if not isinstance(doc.get("nonce", ""), str):
         return None
     timeout = doc.get("timeout")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:

@@ -39,16 +39,16 @@ def _with_hook_list(spec: Spec, phase: str) -> tuple[Spec, list[Any]]:
 
 
 def add_learn_hooks(hook_path: str, timeout: int, env: list[str], phases: tuple[str, ...] = HOOK_PHASES,
-                    prestart_args: tuple[str, ...] = ()) -> Modifier:
+                    prestart_args: tuple[str, ...] = (), poststop_args: tuple[str, ...] = ()) -> Modifier:
     """Add syscage-hook as a prestart and a poststop hook, or as the given ones (once, however often it
-    is applied); prestart_args follow the phase in the prestart hook's arguments."""
+    is applied); prestart_args and poststop_args follow the phase in each hook's arguments."""
     def modify(spec: Spec) -> Spec:
         out = spec
         for phase in phases:
             out, entries = _with_hook_list(out, phase)
             if any(h.get("path") == hook_path and phase in h.get("args", []) for h in entries):
                 continue
-            args = [HOOK_NAME, phase, *(prestart_args if phase == "prestart" else ())]
+            args = [HOOK_NAME, phase, *(prestart_args if phase == "prestart" else poststop_args)]
             entry: dict[str, Any] = {"path": hook_path, "args": args, "timeout": timeout}
             if env:
                 entry["env"] = list(env)

@@ -70,8 +70,9 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     except SyscageError as exc:
         return Prepared(refuse(str(exc), cid, runtime_log, runtime_log_format) if annotated else 0)
     log = JsonLog.of(config, "runtime", container_id=cid, profile=selection.profile, mode=selection.mode)
+    nonce = os.urandom(8).hex()  # this create's own: the tracer hands its watch only to a record naming it
     marked = (selection.mode in LEARNING_MODES and marker is not None
-              and leave_marker(marker, cid, runtime_root, selection, config, log))
+              and leave_marker(marker, cid, runtime_root, selection, config, log, nonce))
     relay: PrestartRelay | None = None
     answer: Callable[[bytes], str | None] | None = None
     tell = RuntimeLog(cid, runtime_log, runtime_log_format)
@@ -87,7 +88,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         # Hooks an earlier run of this bundle left (runc users reuse bundle directories) go first.
         modifiers = [drop_syscage_hooks, *plan.modifiers]
         if selection.mode in LEARNING_MODES:
-            hooks, relay, answer = learn_hooks(config, selection, cid, spec, modifiers, marked, tell)
+            hooks, relay, answer = learn_hooks(config, selection, cid, spec, modifiers, marked, tell, nonce)
             modifiers.append(hooks)
     except SyscageError as exc:
         log.error("container refused", error=str(exc))
@@ -123,12 +124,20 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
              run_recorded_at="delete" if marked else "poststop hook",
              prestart="relay" if relay else "syscage-hook" if selection.mode in LEARNING_MODES else None)
     if relay is None or answer is None:
-        return Prepared(0)
+        # A learning create without the relay: the runtime runs as our child all the same, so that a create
+        # failing after its prestart lets the tracer's watch go (syscage.shim.finish.release_failed_create).
+        return Prepared(0, run_runtime if marked else None)
     return Prepared(0, functools.partial(run_with_relay, relay, answer, relay_missed(config, cid, runtime_root, tell)))
 
 
+def run_runtime(runtime: str, args: list[str]) -> int:
+    from syscage.shim.child import spawn_runtime, wait_runtime
+
+    return wait_runtime(spawn_runtime(runtime, args))
+
+
 def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, config: Config,
-                 log: Any) -> bool:
+                 log: Any, nonce: str = "") -> bool:
     """The learning marker for `delete`; False (the spec then gets a poststop hook) if it cannot be written."""
     from syscage.hooks.record import record_timeout
     from syscage.shim.markers import write_marker
@@ -136,7 +145,7 @@ def leave_marker(marker: str, container_id: str, runtime_root: str | None, selec
     assert selection.profile is not None
     try:
         write_marker(marker, container_id, runtime_root, selection.profile, selection.mode,
-                     str(config.tracer_socket), record_timeout(config))
+                     str(config.tracer_socket), record_timeout(config), nonce)
     except OSError as exc:
         log.warning("no learning marker; the run is recorded by a poststop hook", marker=marker, error=str(exc))
         return False
@@ -195,7 +204,7 @@ def current_filter(spec: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def learn_hooks(config: Config, selection: Selection, container_id: str, spec: dict[str, Any],
-                modifiers: list[Modifier], marked: bool, tell: RuntimeLog
+                modifiers: list[Modifier], marked: bool, tell: RuntimeLog, nonce: str = ""
                 ) -> tuple[Modifier, PrestartRelay | None, Callable[[bytes], str | None] | None]:
     """The learn hooks, and the prestart relay with its answer when there is one.
 
@@ -208,13 +217,14 @@ def learn_hooks(config: Config, selection: Selection, container_id: str, spec: d
 
     shaped = apply(spec, modifiers)
     watch = {"profile": selection.profile, "mode": selection.mode, "profile_defaulted": selection.profile_defaulted,
-             "exec_mode": not has_seccomp(shaped), "no_new_privileges": no_new_privileges(shaped)}
+             "exec_mode": not has_seccomp(shaped), "no_new_privileges": no_new_privileges(shaped), "nonce": nonce}
     relay = open_relay(str(config.run_dir), config.hook_timeout) if marked else None
     if relay is not None:
         return add_hook("prestart", relay.hook_entry()), relay, relay_answer(config, container_id, watch, tell)
     prepared = prepared_argument(str(config.tracer_socket), container_id, watch)
     phases = ("prestart",) if marked else HOOK_PHASES
-    return add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), phases, (prepared,)), None, None
+    return add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), phases, (prepared,),
+                           (f"--key={nonce}",) if nonce else ()), None, None
 
 
 def relay_answer(config: Config, container_id: str, watch: dict[str, Any], tell: RuntimeLog
@@ -223,6 +233,7 @@ def relay_answer(config: Config, container_id: str, watch: dict[str, Any], tell:
     after a warning that the container runs untraced), else why the container must fail. Messages go to
     stderr and to the runtime's --log: for a containerd `create`, stderr is the container's."""
     def answer(raw: bytes) -> str | None:
+        from syscage.hooks.protocol import watch_key
         from syscage.hooks.watch import ask_to_watch
         from syscage.oci import parse_hook_state
 
@@ -232,7 +243,8 @@ def relay_answer(config: Config, container_id: str, watch: dict[str, Any], tell:
                 raise SyscageError(f"the prestart state names container {state.container_id!r} (pid {state.pid})",
                                    "report this: the runtime's state does not match its command line")
             ask_to_watch(config, {"op": "watch", "container_id": container_id, "pid": state.pid, "via": "relay",
-                                  **watch}, "runtime", warn=tell.warning)
+                                  "key": watch_key(watch["nonce"], str(state.bundle)), **watch}, "runtime",
+                         warn=tell.warning)
         except SyscageError as exc:
             tell.error(f"prestart: {exc}")
             JsonLog.of(config, "runtime").log(
@@ -304,6 +316,8 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
 
 def usable_profile(store: Any, name: str, config: Config) -> dict[str, Any]:
     """The profile, complete and allowing something, or Unenforceable."""
+    from syscage.hooks.liveness import live_instance
+
     learn_hint = "learn it first (io.syscage.mode=learn) or set enforce.on_missing_profile = \"allow\""
     try:
         profile: dict[str, Any] | None = store.read(name)
@@ -317,6 +331,9 @@ def usable_profile(store: Any, name: str, config: Config) -> dict[str, Any]:
         raise Unenforceable(f"enforce: profile {name} is incomplete ({count} reason{'' if count == 1 else 's'}, "
                             f"shown by `syscage show {name}`)",
                             f"learn again, or vouch for it with `syscage accept {name}`")
+    if store.lost_pending(name, live_instance(config.run_dir)):  # a learning run that will never be recorded
+        raise Unenforceable(f"enforce: profile {name} is incomplete (a learning run of it was lost)",
+                            f"see `syscage show {name}`; learn again, or vouch for it with `syscage accept {name}`")
     if not profile["syscalls"]:
         raise Unenforceable(f"enforce: profile {name} allows no syscalls at all", learn_hint)
     return profile

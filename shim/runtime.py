@@ -62,7 +62,9 @@ def main() -> None:
 
                 code = prepared.serve(runtime, args)
                 if code and marker and container_id and container_exists(runtime, root, container_id) is False:
-                    remove_marker(marker)  # no container was created: nothing to record at delete
+                    from syscage.shim.finish import release_failed_create
+
+                    release_failed_create(marker, container_id, root)  # no container: nothing to record
                 exit_like(code)
     elif sub == "delete":
         container_id = find_operand(args, index)

@@ -6,11 +6,14 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from syscage.config import Config, load_config
 from syscage.console import say_error
 from syscage.errors import SyscageError
+
+STOP_WAIT = 60.0  # seconds `syscage tracer stop` waits for the tracer to save what it watches and exit
 
 EPILOG = """\
 Profiles live under the store (paths.store in the config, /var/lib/syscage by default):
@@ -51,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="show one profile: completeness, syscalls, runs")
     p.add_argument("name")
-    p.add_argument("--json", action="store_true", help="print profile.json as stored")
+    p.add_argument("--json", action="store_true",
+                   help="print profile.json as stored (plus \"pending\": runs learning now, or lost, if any)")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("seccomp", help="print the profile as an OCI linux.seccomp object")
@@ -88,15 +92,26 @@ def _store(config: Config):  # type: ignore[no-untyped-def]
     return ProfileStore.of(config)
 
 
+def _live(config: Config) -> str | None:
+    from syscage.hooks.liveness import live_instance
+
+    return live_instance(config.run_dir)
+
+
 def cmd_list(config: Config, args: argparse.Namespace) -> int:
-    store = _store(config)
+    """A profile with a lost pending run is incomplete (enforce refuses it); one learning now says so."""
+    store, live = _store(config), _live(config)
     rows: list[dict[str, Any]] = []
     for name in store.names():
         try:
             p = store.read(name)
-            assert p is not None
-            rows.append({"name": name, "complete": p["complete"], "syscalls": len(p["syscalls"]),
-                         "runs": p.get("runs_total", len(p["runs"])), "updated": p["updated"]})
+            pending = store.pending(name)
+            lost = sum(1 for run in pending if _lost(run, live))
+            row = {"name": name, "complete": bool(p and p["complete"]) and not lost, "lost_runs": lost,
+                   "learning_now": len(pending) - lost}
+            row.update({"syscalls": len(p["syscalls"]), "runs": p.get("runs_total", len(p["runs"])),
+                        "updated": p["updated"]} if p else {"syscalls": 0, "runs": 0, "updated": "-"})
+            rows.append(row)
         except SyscageError as exc:
             rows.append({"name": name, "error": str(exc)})
     if args.json:
@@ -111,25 +126,45 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
             print(f"{r['name']:32} {'CORRUPT':10} {'-':>8} {'-':>5}  {r['error']}")
         else:
             status = "complete" if r["complete"] else "INCOMPLETE"
-            print(f"{r['name']:32} {status:10} {r['syscalls']:>8} {r['runs']:>5}  {r['updated']}")
+            notes = [f"{r['lost_runs']} run(s) lost"] * bool(r["lost_runs"]) + \
+                [f"{r['learning_now']} learning now"] * bool(r["learning_now"])
+            print(f"{r['name']:32} {status:10} {r['syscalls']:>8} {r['runs']:>5}  {r['updated']}"
+                  + (f"  ({', '.join(notes)})" if notes else ""))
     return 0
 
 
 def cmd_show(config: Config, args: argparse.Namespace) -> int:
-    profile = _store(config).read(args.name)
-    if profile is None:
+    from syscage.store import describe_lost
+
+    store, live = _store(config), _live(config)
+    profile = store.read(args.name)
+    pending = store.pending(args.name)
+    if profile is None and not pending:
         raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
-    if args.json:
-        print(json.dumps(profile, indent=2, sort_keys=True))
+    lost = [run for run in pending if _lost(run, live)]
+    if args.json:  # profile.json as stored, plus its pending runs if it has any
+        extra = {"pending": [{**run, "lost": _lost(run, live)} for run in pending]} if pending else {}
+        print(json.dumps({**(profile or {}), **extra}, indent=2, sort_keys=True))
         return 0
-    print(f"profile {profile['name']} ({profile['arch']}), revision {profile.get('revision', 0)}, "
-          f"updated {profile['updated']}")
-    if profile["complete"]:
+    if profile is None:
+        print(f"profile {args.name}: nothing recorded yet")
+    else:
+        print(f"profile {profile['name']} ({profile['arch']}), revision {profile.get('revision', 0)}, "
+              f"updated {profile['updated']}")
+    if profile and profile["complete"] and not lost:
         print("status: complete")
     else:
         print("status: INCOMPLETE (enforce refuses it until you re-learn or `syscage accept` it)")
-        for reason in profile["incomplete_reasons"]:
+        for reason in (profile or {}).get("incomplete_reasons", []):
             print(f"  - {reason}")
+        for run in lost:
+            print(f"  - run of {run.get('container_id', '?')} (watched since {run.get('started', '?')}) was lost: "
+                  f"{describe_lost(run)}")
+    for run in pending:
+        if not _lost(run, live):
+            print(f"learning now: {run.get('container_id')} since {run.get('started')}")
+    if profile is None:
+        return 0
     print(f"syscalls ({len(profile['syscalls'])}):")
     for name, entry in sorted(profile["syscalls"].items()):
         print(f"  {name:24} runs={entry['runs']:<4} {','.join(entry['sources']):20} last={entry['last_seen']}")
@@ -143,6 +178,12 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
         print(f"  {run['stopped']} {run['container_id']:24} cutover={run['cutover']:8} "
               f"syscalls={run['syscall_count']:<4} {state}")
     return 0
+
+
+def _lost(run: dict[str, Any], live: str | None) -> bool:
+    from syscage.store import lost_now
+
+    return lost_now(run, live)
 
 
 def cmd_seccomp(config: Config, args: argparse.Namespace) -> int:
@@ -167,7 +208,7 @@ def cmd_apparmor(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_accept(config: Config, args: argparse.Namespace) -> int:
-    profile = _store(config).accept(args.name)
+    profile = _store(config).accept(args.name, _live(config))
     print(f"profile {args.name} accepted as complete ({len(profile['syscalls'])} syscalls)")
     return 0
 
@@ -186,7 +227,18 @@ def cmd_tracer(config: Config, args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
         return 0
     os.kill(int(status["pid"]), signal.SIGTERM)
-    print(f"tracer {status['instance']} (pid {status['pid']}) asked to stop")
+    # It saves the runs of the containers it still watches (as incomplete) before it lets go of its lock.
+    from syscage.hooks.liveness import tracer_lock_held
+
+    deadline = time.monotonic() + STOP_WAIT
+    while tracer_lock_held(config.run_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    watching = status.get("watching") or []
+    if tracer_lock_held(config.run_dir):
+        print(f"tracer {status['instance']} (pid {status['pid']}) asked to stop; still running after {STOP_WAIT:g}s")
+        return 0
+    saved = f"; {len(watching)} still-watched container run(s) saved as incomplete" if watching else ""
+    print(f"tracer {status['instance']} (pid {status['pid']}) stopped{saved}")
     return 0
 
 

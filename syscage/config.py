@@ -26,6 +26,7 @@ class Config(NamedTuple):
     idle_timeout: float = 300.0
     start_timeout: float = 30.0
     max_containers: int = 256
+    max_containers_per_namespace: int = 0  # 0: the default share, see namespace_share
     max_threads: int = 16384
     orphan_grace: float = 3600.0
     on_tracer_error: str = "run"
@@ -42,6 +43,12 @@ class Config(NamedTuple):
         return self.store / "profiles"
 
     @property
+    def namespace_share(self) -> int:
+        """Watch slots one Kubernetes namespace may take: tracer.max_containers_per_namespace, by default a
+        quarter of tracer.max_containers (at least 1)."""
+        return self.max_containers_per_namespace or max(1, self.max_containers // 4)
+
+    @property
     def tracer_socket(self) -> Path:
         return self.run_dir / "tracer.sock"
 
@@ -55,6 +62,7 @@ _KEYS: dict[tuple[str, str], tuple[str, Any]] = {
     ("tracer", "idle_timeout"): ("idle_timeout", float),
     ("tracer", "start_timeout"): ("start_timeout", float),
     ("tracer", "max_containers"): ("max_containers", int),
+    ("tracer", "max_containers_per_namespace"): ("max_containers_per_namespace", int),
     ("tracer", "max_threads"): ("max_threads", int),
     ("tracer", "orphan_grace"): ("orphan_grace", float),
     ("learn", "on_tracer_error"): ("on_tracer_error", str),

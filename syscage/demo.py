@@ -56,7 +56,7 @@ def _demo(config: Config, root: Path, wrapper: Path) -> int:
     learned = run("learn", "learn", WORKLOAD)
     if learned.returncode != 0:
         raise SyscageError("the learning container failed", f"see {config.log_file}")
-    profile = ProfileStore(config.store, config.seccomp_errno).read(PROFILE)
+    profile = ProfileStore.of(config).read(PROFILE)
     assert profile is not None
     directory = config.profiles_dir / PROFILE
     run_record = profile["runs"][-1]

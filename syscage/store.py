@@ -1,8 +1,14 @@
 """The profile store: the only code that writes under the store root.
 
-Layout: <root>/profiles/<name>/{profile.json, seccomp.json, .lock}. Every write holds the profile's
-lock and goes temp file -> fsync -> rename -> fsync(dir), so a crash leaves either the old or the
-new file, never half of one, and concurrent learners of one profile are serialised and lose nothing.
+Layout: <root>/profiles/<name>/{profile.json, seccomp.json, .lock, pending/<id>.json}. Every write holds
+the profile's lock and goes temp file -> fsync -> rename -> fsync(dir), so a crash leaves either the old
+or the new file, never half of one, and concurrent learners of one profile are serialised and lose nothing.
+
+A pending run (pending/<id>.json) is the durable trace of a container the tracer watches: written when
+the watch starts, removed in the locked transaction that merges the run (whose record names it, so a
+crash between the two never counts a run twice). A pending run whose tracer is no longer the live one,
+or whose recording failed (<id>.failed.json), is a lost run: the profile is incomplete until it is
+settled (a tracer's start turns it into an incomplete run) or accepted.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ __all__ = ["ProfileStore", "dump_json", "utc_now", "write_atomically"]
 PROFILE_FILE = "profile.json"
 SECCOMP_FILE = "seccomp.json"
 LOCK_FILE = ".lock"
+PENDING_DIR = "pending"
+FAILED = ".failed"  # <id>.failed.json: recording this run failed
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
 def utc_now() -> str:
@@ -64,8 +73,10 @@ class ProfileStore:
         return path
 
     def names(self) -> list[str]:
+        """Profiles with a profile.json or a pending run (a first learning run, not recorded yet)."""
         try:
-            return sorted(p.name for p in self.profiles.iterdir() if (p / PROFILE_FILE).is_file())
+            return sorted(p.name for p in self.profiles.iterdir()
+                          if (p / PROFILE_FILE).is_file() or _has_entries(p / PENDING_DIR))
         except FileNotFoundError:
             return []
 
@@ -93,32 +104,142 @@ class ProfileStore:
             return None
         return doc if isinstance(doc, dict) else None
 
-    def record_run(self, name: str, obs: Observation) -> dict[str, Any]:
-        """Merge one run into the profile and re-render its seccomp.json; returns the new profile."""
+    def record_run(self, name: str, obs: Observation, pending: str | None = None,
+                   settling: bool = False) -> dict[str, Any] | None:
+        """Merge one run into the profile and re-render its seccomp.json; returns the new profile.
+
+        pending: the id of the run's pending record, removed in the same locked transaction. settling: the
+        run only stands in for that pending record (a lost one): nothing is written if the record is gone
+        or its run is already in the profile (then None)."""
         from syscage.profile import merge
 
-        return self._update(name, lambda current, now: merge(current, obs, now, self.always_allow), create=True)
+        def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
+            if settling and pending and (not self._pending_path(name, pending)
+                                         or any(r.get("pending") == pending for r in current["runs"])):
+                return None
+            out = merge(current, obs, now, self.always_allow)
+            if pending:
+                out["runs"][-1] = {**out["runs"][-1], "pending": pending}
+            return out
 
-    def accept(self, name: str) -> dict[str, Any]:
+        with self.locked(name):
+            updated = self._change(name, change, create=True)
+            if pending:
+                self._remove_pending(name, pending)
+            return updated
+
+    def accept(self, name: str, live_instance: str | None = None) -> dict[str, Any]:
+        """The operator vouches for the profile: incomplete runs, and lost pending runs (dropped), alike."""
         from syscage.profile import accept
 
-        return self._update(name, accept, create=False)
-
-    def _update(self, name: str, change: Callable[[dict[str, Any], str], dict[str, Any]],
-                create: bool) -> dict[str, Any]:
         with self.locked(name):
-            current = self.read(name)
-            now = utc_now()
-            if current is None:
-                from syscage.profile import new_profile
-                from syscage.syscalls import native_arch
+            lost = self.lost_pending(name, live_instance)
 
-                if not create:
-                    raise SyscageError(f"no profile named {name}", "list profiles with `syscage list`")
-                current = new_profile(name, native_arch(), now)
-            updated = change(current, now)
-            self._write(name, updated)
+            def change(current: dict[str, Any], now: str) -> dict[str, Any]:
+                out = accept(current, now)
+                if lost:
+                    out.setdefault("accepted", []).append(
+                        {"at": now, "reasons": [f"lost run of {p.get('container_id', '?')}: {describe_lost(p)}"
+                                                for p in lost]})
+                return out
+
+            updated = self._change(name, change, create=False)
+            for p in lost:
+                self._remove_pending(name, str(p["id"]))
+            assert updated is not None
             return updated
+
+    def _change(self, name: str, change: Callable[[dict[str, Any], str], dict[str, Any] | None],
+                create: bool) -> dict[str, Any] | None:
+        """Apply `change` to the profile and write it; the caller holds the lock."""
+        current = self.read(name)
+        now = utc_now()
+        if current is None:
+            from syscage.profile import new_profile
+            from syscage.syscalls import native_arch
+
+            if not create:
+                raise SyscageError(f"no profile named {name}", "list profiles with `syscage list`")
+            current = new_profile(name, native_arch(), now)
+        updated = change(current, now)
+        if updated is not None:
+            self._write(name, updated)
+        return updated
+
+    # -- pending runs ---------------------------------------------------------------------------
+
+    def add_pending(self, name: str, doc: dict[str, Any]) -> None:
+        """Durably note that a container learning into `name` is watched (doc["id"] names the record)."""
+        pending_id = _check_id(doc["id"])
+        with self.locked(name):
+            directory = self.profile_dir(name) / PENDING_DIR
+            _make_dir(directory)
+            write_atomically(directory / f"{pending_id}.json", dump_json(doc), 0o600)
+
+    def drop_pending(self, name: str, pending_id: str) -> None:
+        """Forget a pending run without recording one (its container was never created)."""
+        with self.locked(name):
+            self._remove_pending(name, _check_id(pending_id))
+
+    def fail_pending(self, name: str, pending_id: str) -> None:
+        """Recording this run failed: its pending record now counts as lost, whatever tracer is live. A
+        rename, which needs no free space (the usual reason recording failed)."""
+        directory = self.profile_dir(name) / PENDING_DIR
+        pending_id = _check_id(pending_id)
+        with self.locked(name):
+            os.replace(directory / f"{pending_id}.json", directory / f"{pending_id}{FAILED}.json")
+            _fsync_dir(directory)
+
+    def pending(self, name: str) -> list[dict[str, Any]]:
+        """Every pending run of the profile: its record, plus "id" and "failed" (an unreadable one has
+        "corrupt")."""
+        directory = self.profile_dir(name) / PENDING_DIR
+        try:
+            entries = sorted(e for e in os.listdir(directory) if e.endswith(".json") and not e.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found = []
+        for entry in entries:
+            stem = entry[:-len(".json")]
+            failed = stem.endswith(FAILED)
+            doc: dict[str, Any] = {}
+            try:
+                loaded = json.loads((directory / entry).read_bytes())
+                doc = loaded if isinstance(loaded, dict) else {"corrupt": True}
+            except FileNotFoundError:
+                continue  # settled meanwhile
+            except (OSError, ValueError):
+                doc = {"corrupt": True}
+            found.append({**doc, "id": stem[:-len(FAILED)] if failed else stem, "failed": failed})
+        return found
+
+    def lost_pending(self, name: str, live_instance: str | None) -> list[dict[str, Any]]:
+        """Pending runs that will never be recorded as they are: their tracer is not the live one
+        (`live_instance`, see syscage.hooks.liveness), or recording them failed. Any makes the profile
+        incomplete. The others are containers learning now."""
+        return [p for p in self.pending(name) if lost_now(p, live_instance)]
+
+    def lost_run_of(self, name: str, container_id: str, key: str, live_instance: str | None) -> dict[str, Any] | None:
+        """The lost pending run of this very container (same id and watch key), if there is one: a record that
+        comes without its watch settles it."""
+        if not key:
+            return None
+        return next((p for p in self.lost_pending(name, live_instance)
+                     if p.get("container_id") == container_id and p.get("key") == key), None)
+
+    def _pending_path(self, name: str, pending_id: str) -> Path | None:
+        directory = self.profile_dir(name) / PENDING_DIR
+        for candidate in (f"{pending_id}.json", f"{pending_id}{FAILED}.json"):
+            if (directory / candidate).exists():
+                return directory / candidate
+        return None
+
+    def _remove_pending(self, name: str, pending_id: str) -> None:
+        path = self._pending_path(name, _check_id(pending_id))
+        if path is None:
+            return
+        path.unlink()
+        _fsync_dir(path.parent)
 
     def _write(self, name: str, profile: dict[str, Any]) -> None:
         directory = self.profile_dir(name)
@@ -137,10 +258,59 @@ class ProfileStore:
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:
         directory = self.profile_dir(name)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        _make_dir(self.profiles)
+        _make_dir(directory)
         fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)
+
+
+def describe_lost(pending: dict[str, Any]) -> str:
+    if pending.get("corrupt"):
+        return "its pending record is unreadable"
+    if pending.get("failed"):
+        return "recording its run failed (see the syscage log)"
+    return f"the tracer that watched it (instance {pending.get('instance', '?')}) stopped or crashed"
+
+
+def lost_now(pending: dict[str, Any], live_instance: str | None) -> bool:
+    """Is this pending run (from pending()) lost, with `live_instance` the running tracer's?"""
+    return bool(pending["failed"] or pending.get("corrupt") or not live_instance
+                or pending.get("instance") != live_instance)
+
+
+def _check_id(pending_id: object) -> str:
+    if not isinstance(pending_id, str) or not pending_id or not set(pending_id) <= _ID_CHARS:
+        raise SyscageError(f"invalid pending run id {str(pending_id)[:40]!r}", "report this")
+    return pending_id
+
+
+def _has_entries(directory: Path) -> bool:
+    try:
+        return any(e.endswith(".json") and not e.startswith(".") for e in os.listdir(directory))
+    except OSError:
+        return False
+
+
+def _make_dir(directory: Path) -> None:
+    """mkdir, durably: a new directory's entry is fsynced into its parent (a crash must not lose it)."""
+    if directory.is_dir():
+        return
+    if not directory.parent.is_dir():
+        _make_dir(directory.parent)
+    try:
+        directory.mkdir(mode=0o755)
+    except FileExistsError:
+        return
+    _fsync_dir(directory.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

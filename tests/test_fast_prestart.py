@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from syscage.hooks.fast_prestart import prepared_argument, watch_prepared
+from syscage.hooks.fast_prestart import key_arguments, prepared_argument, watch_prepared
 
-WATCH = {"profile": "web", "mode": "learn", "profile_defaulted": False, "exec_mode": False, "no_new_privileges": True}
+WATCH = {"profile": "web", "mode": "learn", "profile_defaulted": False, "exec_mode": False, "no_new_privileges": True,
+         "nonce": "n1"}
 
 
 def serve_once(path: Path, reply: dict) -> list[dict]:
@@ -40,7 +41,22 @@ def test_watch_request_carries_the_prepared_fields(tmp_path: Path) -> None:
     sock = tmp_path / "tracer.sock"
     got = serve_once(sock, {"ok": True, "slot": 0})
     assert watch_prepared(prepared_argument(str(sock), "c1", WATCH), state())
-    assert got == [{"op": "watch", "container_id": "c1", "pid": 42, "via": "prepared hook", **WATCH}]
+    fields = {k: v for k, v in WATCH.items() if k != "nonce"}
+    assert got == [{"op": "watch", "container_id": "c1", "pid": 42, "via": "prepared hook", "key": "nonce:n1",
+                    **fields}]
+
+
+def test_the_full_hook_gets_the_nonce_when_the_fast_path_hands_over() -> None:
+    assert key_arguments(prepared_argument("/s", "c1", WATCH)) == ["--key=n1"]
+    assert key_arguments(prepared_argument("/s", "c1", {**WATCH, "nonce": ""})) == []
+    assert key_arguments("--prepared={broken") == []
+
+
+def test_a_prepared_hook_without_a_nonce_keys_on_the_bundle(tmp_path: Path) -> None:
+    sock = tmp_path / "tracer.sock"
+    got = serve_once(sock, {"ok": True, "slot": 0})
+    assert watch_prepared(prepared_argument(str(sock), "c1", {**WATCH, "nonce": ""}), state())
+    assert got[0]["key"] == "bundle:/b"
 
 
 @pytest.mark.parametrize("raw", [b"not json", state(cid="other"), state(pid=0), state(pid="42"), b"[]",

@@ -39,6 +39,7 @@ def run_hook(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     (["auto"], b'{"id": "c", "bundle": "/b", "status": "running", "annotations": {"io.syscage.mode": "learn"}}',
      "cannot tell the hook phase"),
     (["later"], b"{}", "unknown hook phase"),
+    (["poststop", "--bogus"], b"{}", "unknown hook phase"),
 ])
 def test_bad_input_one_line_nonzero(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                     private_config: Path, args: list[str], stdin: bytes, message: str) -> None:
@@ -74,3 +75,44 @@ def test_run_recorded_since_prevents_double_records(private_config: Path) -> Non
     assert record.run_recorded_since(config, "web", "c1", before)
     assert not record.run_recorded_since(config, "web", "c2", before)
     assert not record.run_recorded_since(config, "web", "c1", time.time() + 60)
+
+
+def _fake_tracer(path: Path, reply: dict) -> list[dict]:
+    import socket
+    import threading
+
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    got: list[dict] = []
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            got.append(json.loads(conn.makefile().readline()))
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    return got
+
+
+@pytest.mark.parametrize(("args", "key"), [(["poststop", "--key=n1"], "nonce:n1"), (["poststop"], "bundle:/b")])
+def test_poststop_names_its_container_by_key(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                            private_config: Path, args: list[str], key: str) -> None:
+    """A nonce from syscage-runtime, else the bundle (hooks.d): the tracer hands a watch only to its own key."""
+    (private_config / "run").mkdir()
+    got = _fake_tracer(private_config / "run" / "tracer.sock", {"ok": True, "complete": True, "problems": []})
+    state = json.dumps({"id": "c", "bundle": "/b", "status": "stopped",
+                        "annotations": {"io.syscage.mode": "learn", "io.syscage.profile": "web"}}).encode()
+    assert run_hook(monkeypatch, capsys, args, state) == (0, "")
+    assert got[0]["op"] == "record" and got[0]["key"] == key
+
+
+def test_a_failed_record_fails_the_poststop_hook(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                                 private_config: Path) -> None:
+    (private_config / "run").mkdir()
+    _fake_tracer(private_config / "run" / "tracer.sock", {"ok": False, "error": "No space left on device"})
+    state = json.dumps({"id": "c", "bundle": "/b", "status": "stopped",
+                        "annotations": {"io.syscage.mode": "learn", "io.syscage.profile": "web"}}).encode()
+    code, err = run_hook(monkeypatch, capsys, ["poststop"], state)
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "No space left on device" in err

@@ -117,9 +117,10 @@ def test_marker_paths_keep_roots_apart_and_refuse_odd_ids() -> None:
 def test_marker_round_trip_and_foreign_markers(tmp_path: Path) -> None:
     path = marker_path(str(tmp_path), "/root", "c1")
     assert path is not None
-    write_marker(path, "c1", "/root", "web", "learn", "/run/s/tracer.sock", 55)
+    write_marker(path, "c1", "/root", "web", "learn", "/run/s/tracer.sock", 55, "n1")
     assert read_marker(path, "c1", "/root") == {"container_id": "c1", "runtime_root": "/root", "profile": "web",
-                                                "mode": "learn", "socket": "/run/s/tracer.sock", "timeout": 55}
+                                                "mode": "learn", "socket": "/run/s/tracer.sock", "timeout": 55,
+                                                "nonce": "n1"}
     assert read_marker(path, "c2", "/root") is None  # another container's
     assert read_marker(path, "c1", "/other") is None
     Path(path).write_text("{not json")

@@ -1,0 +1,286 @@
+"""Tracer.handle without BPF: which record gets which watch, and the pending runs behind them.
+
+A fake recorder stands in for the BPF maps (each slot reports the syscall numbers set for it) and a
+directory per container stands in for its cgroup (its inode is the cgroup id, as in cgroupfs)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+from syscage.config import Config
+from syscage.hooks.tracer import Tracer
+from syscage.hooks.tracer_bpf import ContainerIdentity
+from syscage.store import ProfileStore
+
+READ, WRITE, MKDIR, UNAME = 0, 1, 83, 63  # x86_64
+
+FLOOR = {"exit", "exit_group", "restart_syscall", "rt_sigreturn"}  # seccomp.always_allow, by default
+
+
+class Report(NamedTuple):
+    syscalls: list[int]
+    pre_exec: list[int]
+    counters: dict[str, int]
+
+
+class FakeRecorder:
+    def __init__(self, slots: int = 8) -> None:
+        self.free = list(range(slots))
+        self.cgroups: dict[int, int] = {}
+        self.seen: dict[int, list[int]] = {}
+
+    def add(self, cgroup_id: int, pidns_dev: int, pidns_ino: int, exec_mode: bool) -> int:
+        if cgroup_id in self.cgroups:
+            raise KeyError("cgroup already watched")
+        if not self.free:
+            raise IndexError("full")
+        slot = self.free.pop(0)
+        self.cgroups[cgroup_id] = slot
+        self.seen[slot] = []
+        return slot
+
+    def collect(self, slot: int) -> Report:
+        return Report(sorted(self.seen[slot]), [], {"cutover_seccomp": 1})
+
+    def remove(self, cgroup_id: int, slot: int) -> None:
+        del self.cgroups[cgroup_id]
+        self.free.append(slot)
+
+    def close(self) -> None:
+        pass
+
+
+class Log:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def bind(self, **_: Any) -> Log:
+        return self
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, **fields: self.events.append((level, event, fields))
+
+
+class Host:
+    """Containers as pids, each with a directory for a cgroup."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cgroups: dict[int, Path] = {}
+
+    def start(self, pid: int) -> Path:
+        path = self.root / f"cg{pid}"
+        path.mkdir()
+        self.cgroups[pid] = path
+        return path
+
+    def identify(self, pid: int) -> ContainerIdentity:
+        path = self.cgroups[pid]
+        return ContainerIdentity(os.stat(path).st_ino, path, 1, 2)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Host:
+    (tmp_path / "cgroups").mkdir()
+    return Host(tmp_path / "cgroups")
+
+
+def tracer(tmp_path: Path, host: Host, instance: str = "i1", **config: Any) -> Tracer:
+    cfg = Config(store=tmp_path / "store", run_dir=tmp_path / "run", log_file=tmp_path / "log", **config)
+    return Tracer(cfg, Log(), 0, instance=instance, recorder=FakeRecorder(), identify=host.identify)
+
+
+def watch(t: Tracer, cid: str, pid: int, profile: str, key: str) -> dict[str, Any]:
+    return t.handle({"op": "watch", "container_id": cid, "pid": pid, "profile": profile, "key": key})
+
+
+def record(t: Tracer, cid: str, profile: str, key: str) -> dict[str, Any]:
+    return t.handle({"op": "record", "container_id": cid, "profile": profile, "key": key})
+
+
+def sees(t: Tracer, cid: str, *numbers: int) -> None:
+    t.recorder.seen[t.watched[cid].slot].extend(numbers)  # type: ignore[attr-defined]
+
+
+def profile(tmp_path: Path, name: str) -> dict[str, Any]:
+    doc = ProfileStore(tmp_path / "store", 1).read(name)
+    assert doc is not None
+    return doc
+
+
+def pending(tmp_path: Path, name: str) -> list[dict[str, Any]]:
+    return ProfileStore(tmp_path / "store", 1).pending(name)
+
+
+def test_a_reused_id_never_takes_the_earlier_containers_run(tmp_path: Path, host: Host) -> None:
+    """The earlier container of the id was deleted without syscage: its watch is saved into its own profile
+    when the id comes back, and the new container's record gets the new container's syscalls only."""
+    t = tracer(tmp_path, host)
+    host.start(1)
+    assert watch(t, "same", 1, "reuse-a", "nonce:a")["ok"]
+    sees(t, "same", READ)
+    host.cgroups[1].rmdir()  # plain `runc delete`: the cgroup goes, no record comes
+    host.start(2)
+    assert watch(t, "same", 2, "reuse-b", "nonce:b")["ok"]
+    a = profile(tmp_path, "reuse-a")
+    assert not a["complete"] and a["runs"][0]["container_id"] == "same" and "read" in a["syscalls"]
+    assert "another container now uses the id" in a["runs"][0]["problems"][0]
+    assert pending(tmp_path, "reuse-a") == []
+    sees(t, "same", MKDIR, UNAME)
+    reply = record(t, "same", "reuse-b", "nonce:b")
+    assert reply["ok"] and reply["complete"]
+    b = profile(tmp_path, "reuse-b")
+    assert b["complete"] and set(b["syscalls"]) == {"mkdir", "uname"} | FLOOR and b["runs_total"] == 1
+    assert pending(tmp_path, "reuse-b") == []
+
+
+def test_a_record_naming_another_key_is_untraced_and_leaves_the_watch(tmp_path: Path, host: Host) -> None:
+    t = tracer(tmp_path, host)
+    host.start(1)
+    assert watch(t, "same", 1, "live", "nonce:a")["ok"]
+    sees(t, "same", READ)
+    reply = record(t, "same", "other", "nonce:b")  # another root's container of that id, never watched
+    assert reply["ok"] and not reply["complete"]
+    other = profile(tmp_path, "other")
+    assert set(other["syscalls"]) <= FLOOR and "another container's" in other["runs"][0]["problems"][0]
+    assert "same" in t.watched  # the live container keeps its watch
+    assert record(t, "same", "live", "")["complete"] is False  # no key: never handed a watch
+    reply = record(t, "same", "live", "nonce:a")
+    assert reply["complete"] and "read" in profile(tmp_path, "live")["syscalls"]
+
+
+def test_a_mismatched_record_saves_a_stale_watch_into_its_own_profile(tmp_path: Path, host: Host) -> None:
+    t = tracer(tmp_path, host)
+    host.start(1)
+    assert watch(t, "same", 1, "reuse-a", "nonce:a")["ok"]
+    sees(t, "same", READ)
+    host.cgroups[1].rmdir()
+    assert not record(t, "same", "reuse-b", "nonce:b")["complete"]  # its prestart never reached the tracer
+    assert "read" not in profile(tmp_path, "reuse-b")["syscalls"]
+    assert "read" in profile(tmp_path, "reuse-a")["syscalls"] and not profile(tmp_path, "reuse-a")["complete"]
+    assert t.watched == {}
+
+
+def test_the_same_id_alive_twice_is_refused(tmp_path: Path, host: Host) -> None:
+    t = tracer(tmp_path, host)
+    host.start(1)
+    host.start(2)
+    assert watch(t, "same", 1, "a", "nonce:a")["ok"]
+    assert watch(t, "same", 1, "a", "nonce:a")["ok"]  # the same container's hook again: idempotent
+    reply = watch(t, "same", 2, "b", "nonce:b")
+    assert not reply["ok"] and "already being learned" in reply["error"]
+
+
+def test_a_failed_create_releases_its_watch_without_a_run(tmp_path: Path, host: Host) -> None:
+    t = tracer(tmp_path, host)
+    host.start(1)
+    assert watch(t, "c", 1, "web", "nonce:a")["ok"]
+    assert len(pending(tmp_path, "web")) == 1
+    assert t.handle({"op": "release", "container_id": "c", "profile": "web", "key": "nonce:x"})["released"] is False
+    assert t.handle({"op": "release", "container_id": "c", "profile": "web", "key": "nonce:a"})["released"]
+    assert t.watched == {} and pending(tmp_path, "web") == []
+    assert ProfileStore(tmp_path / "store", 1).read("web") is None  # no run recorded
+
+
+def test_a_watch_leaves_a_pending_run_until_its_record(tmp_path: Path, host: Host) -> None:
+    t = tracer(tmp_path, host)
+    host.start(1)
+    assert watch(t, "c", 1, "web", "nonce:a")["ok"]
+    (p,) = pending(tmp_path, "web")
+    assert p["instance"] == "i1" and p["container_id"] == "c" and p["key"] == "nonce:a"
+    store = ProfileStore(tmp_path / "store", 1)
+    assert store.lost_pending("web", "i1") == [] and store.lost_pending("web", None)
+    sees(t, "c", READ)
+    assert record(t, "c", "web", "nonce:a")["complete"]
+    assert pending(tmp_path, "web") == [] and profile(tmp_path, "web")["runs"][0]["pending"] == p["id"]
+
+
+def test_stop_saves_every_watched_container_as_incomplete(tmp_path: Path, host: Host) -> None:
+    t = tracer(tmp_path, host)
+    host.start(1)
+    assert watch(t, "c", 1, "web", "nonce:a")["ok"]
+    sees(t, "c", WRITE)
+    t.stop()
+    web = profile(tmp_path, "web")
+    assert not web["complete"] and "write" in web["syscalls"] and "tracer stopped" in web["runs"][0]["problems"][0]
+    assert pending(tmp_path, "web") == []
+    assert t.handle({"op": "status"}).get("retry")  # nothing more is taken
+
+
+def test_a_new_tracer_settles_the_runs_a_crashed_one_left(tmp_path: Path, host: Host) -> None:
+    crashed = tracer(tmp_path, host, "i1")
+    host.start(1)
+    assert watch(crashed, "c", 1, "web", "nonce:a")["ok"]
+    fresh = tracer(tmp_path, host, "i2")
+    assert fresh.settle_lost() == 1
+    web = profile(tmp_path, "web")
+    assert not web["complete"] and web["runs"][0]["container_id"] == "c"
+    assert "instance i1" in web["runs"][0]["problems"][0] and pending(tmp_path, "web") == []
+    assert fresh.settle_lost() == 0
+
+
+def test_a_failed_recording_leaves_a_lost_pending_run(tmp_path: Path, host: Host,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    t = tracer(tmp_path, host)
+    host.start(1)
+    assert watch(t, "c", 1, "web", "nonce:a")["ok"]
+
+    def full(self: ProfileStore, name: str, doc: dict[str, Any]) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ProfileStore, "_write", full)
+    reply = record(t, "c", "web", "nonce:a")
+    assert not reply["ok"] and "No space left" in reply["error"]
+    (lost,) = ProfileStore(tmp_path / "store", 1).lost_pending("web", "i1")  # lost although its tracer lives
+    assert lost["failed"]
+
+
+def test_a_watch_that_cannot_leave_its_pending_run_is_undone(tmp_path: Path, host: Host) -> None:
+    (tmp_path / "store").write_text("not a directory")
+    t = tracer(tmp_path, host)
+    host.start(1)
+    reply = watch(t, "c", 1, "web", "nonce:a")
+    assert not reply["ok"] and "pending run" in reply["error"]
+    assert t.watched == {} and t.recorder.cgroups == {}  # type: ignore[attr-defined]
+
+
+def test_one_namespace_cannot_take_every_slot(tmp_path: Path, host: Host) -> None:
+    t = tracer(tmp_path, host, max_containers=8, max_containers_per_namespace=2)
+    for pid in range(1, 6):
+        host.start(pid)
+    assert watch(t, "a1", 1, "k8s.team-a.web", "nonce:1")["ok"]
+    assert watch(t, "a2", 2, "k8s.team-a.db", "nonce:2")["ok"]
+    refused = watch(t, "a3", 3, "k8s.team-a.web", "nonce:3")
+    assert not refused["ok"] and "tracer.max_containers_per_namespace" in refused["error"]
+    assert watch(t, "b1", 4, "k8s.team-b.web", "nonce:4")["ok"]
+    assert watch(t, "x", 5, "plain", "nonce:5")["ok"]
+    status = t.handle({"op": "status"})
+    assert status["refused"] == 1 and status["refused_by_namespace"] == {"team-a": 1}
+
+
+def test_the_default_namespace_share_is_a_quarter() -> None:
+    assert Config().namespace_share == 64
+    assert Config(max_containers=2).namespace_share == 1
+    assert Config(max_containers_per_namespace=5).namespace_share == 5
+
+
+def test_the_namespace_share_is_read_from_the_config() -> None:
+    from syscage.config import config_from_mapping
+
+    assert config_from_mapping({"tracer": {"max_containers_per_namespace": 3}}).namespace_share == 3
+
+
+def test_a_record_after_a_restart_settles_the_lost_run_once(tmp_path: Path, host: Host) -> None:
+    crashed = tracer(tmp_path, host, "i1")
+    host.start(1)
+    assert watch(crashed, "c", 1, "web", "nonce:a")["ok"]
+    fresh = tracer(tmp_path, host, "i2")
+    reply = record(fresh, "c", "web", "nonce:a")  # before the fresh tracer got round to settling it
+    assert reply["ok"] and not reply["complete"]
+    assert pending(tmp_path, "web") == [] and fresh.settle_lost() == 0
+    assert profile(tmp_path, "web")["runs_total"] == 1
