@@ -8,7 +8,7 @@ from typing import Any
 from syscage.profile import Observation
 from syscage.runtimebase import runtime_base
 from syscage.store import utc_now
-from syscage.syscalls import names_for
+from syscage.syscalls import compat_names, names_for
 
 
 def observation_from_report(container_id: str, report: dict[str, Any], runtime: str,
@@ -43,7 +43,27 @@ def observation_from_report(container_id: str, report: dict[str, Any], runtime: 
                             "(raise tracer.max_threads)")
     if counters.get("nr_out_of_range"):
         obs.problems.append(f"{counters['nr_out_of_range']} syscalls had numbers beyond the tracer's table")
+    obs.problems.extend(compat_problems(counters, report.get("compat", {})))
     return obs
+
+
+# Compat ABI -> (counter, how its syscalls are made), as the tracer reports them.
+COMPAT_ABIS = {"i386": ("compat_i386", "int 0x80 or a 32-bit process"), "x32": ("compat_x32", "x32 ABI")}
+
+
+def compat_problems(counters: dict[str, int], compat: dict[str, list[int]]) -> list[str]:
+    """One problem per compat ABI the run used. Its syscalls are not learned: an OCI seccomp rule names a
+    syscall for every listed architecture at once, so allowing i386 `sync` would allow it on x86_64 too, and
+    the profile's filter lists the native architecture only (enforce kills a compat syscall)."""
+    problems = []
+    for abi, (counter, how) in COMPAT_ABIS.items():
+        made = counters.get(counter, 0)
+        if not made:
+            continue
+        names = compat_names(abi, [int(nr) for nr in compat.get(abi, [])])
+        problems.append(f"{made} {abi} syscalls ({how}) were not learned: {', '.join(names) or 'names not reported'}"
+                        "; the profile allows the native ABI only, so enforce kills a process making them")
+    return problems
 
 
 def untraced_observation(container_id: str, runtime: str, problem: str) -> Observation:

@@ -2,16 +2,18 @@
 // threads make from the moment the container's seccomp filter starts seeing
 // them ("cut-over"), and nothing else.
 //
-// Kernel structs are not read, with one exception: the syscall arguments of
-// prctl/seccomp, taken from the user register frame (struct pt_regs), whose
-// layout is the syscall ABI and identical in every kernel version. The rest is
-// raw tracepoint arguments, fields of sched tracepoints (parsed by bcc from the
-// tracefs format files at load time) and helpers.
+// Kernel structs are not read, with one exception: the user register frame
+// (struct pt_regs), whose layout is the syscall ABI and identical in every
+// kernel version: the syscall arguments of prctl/seccomp, and which ABI a
+// syscall came through (native, i386 or x32). The rest is raw tracepoint
+// arguments, fields of sched tracepoints (parsed by bcc from the tracefs format
+// files at load time) and helpers.
 //
 // Hot path (every syscall on the host, while at least one container is
 // watched; sys_enter is detached otherwise): one array access indexed by thread
 // id, inlined by the verifier. Its cost does not depend on how many containers
-// are watched. Only syscall tracepoints set the kernel's per-task syscall-trace
+// are watched. A syscall of a watched thread costs one more helper call (the
+// register frame read that tells its ABI). Only syscall tracepoints set the kernel's per-task syscall-trace
 // flag, so sys_enter is the only syscall tracepoint used: filter loads and
 // execs are recognised there, and exec success comes from sched_process_exec.
 //
@@ -25,9 +27,15 @@
 
 #define ARMED_EXECED 1   // the armed thread has completed an execve
 
-#define SET_ALL      0   // bitmap of every syscall seen after cut-over
+#define SET_ALL      0   // bitmap of every (native) syscall seen after cut-over
 #define SET_PRE_EXEC 1   // subset seen before the workload's execve
-#define NR_SETS      2
+#define SET_I386     2   // i386 syscalls (int 0x80, or a 32-bit process), by their i386 number
+#define SET_X32      3   // x32 syscalls, by their number without __X32_SYSCALL_BIT
+#define NR_SETS      4
+
+#define USER32_CS       0x23        // __USER32_CS: the code segment of 32-bit user code
+#define X32_SYSCALL_BIT 0x40000000  // set in the number of an x32 syscall
+#define INSN_INT80      0x80cd      // `int $0x80` (CD 80), read as a little-endian u16
 
 // Syscall ABI values (guarded: some are also in the headers bcc includes).
 #ifndef SECCOMP_SET_MODE_FILTER
@@ -167,6 +175,37 @@ static __always_inline unsigned long syscall_arg(struct pt_regs *regs, int which
     return value;
 }
 
+// The end of the user register frame, from cx to cs: struct pt_regs as in UAPI asm/ptrace.h.
+struct frame_tail {
+    unsigned long cx, dx, si, di, orig_ax, ip, cs;
+};
+_Static_assert(__builtin_offsetof(struct pt_regs, cs) - __builtin_offsetof(struct pt_regs, cx) ==
+               6 * sizeof(unsigned long), "pt_regs is not the syscall ABI's register frame");
+
+// Whether the current syscall is an i386 one. The tracepoint gives only its number, which means
+// something else on the native ABI (i386 36 is sync, x86_64 36 is getitimer). The register frame
+// tells: 32-bit code, and every 32-bit syscall entry (sysenter, 32-bit syscall), has cs ==
+// __USER32_CS. 64-bit code can still make i386 syscalls with `int $0x80` (cs is then the 64-bit
+// one), which the native `syscall` instruction never leaves behind: that one puts its return
+// address in rcx, so cx == ip, and only when they differ are the two instruction bytes before ip
+// read. (64-bit code could make an `int $0x80` look native by setting ecx to its return address:
+// that is the same as making the native syscall, which it may do anyway.)
+static __always_inline int is_i386(struct bpf_raw_tracepoint_args *ctx)
+{
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    struct frame_tail f = {};
+    if (bpf_probe_read_kernel(&f, sizeof(f), &regs->cx))
+        return 0;
+    if ((f.cs & 0xffff) == USER32_CS)  // the upper bits carry FRED event data on FRED kernels
+        return 1;
+    if (f.cx == f.ip)
+        return 0;
+    u16 insn = 0;
+    if (bpf_probe_read_user(&insn, sizeof(insn), (void *)(f.ip - 2)))
+        return 0;
+    return insn == INSN_INT80;
+}
+
 // A thread that is not (yet) recorded makes syscall `nr`: is it a cut-over?
 // Filter loads are armed on entry: from the next syscall on, the filter sees
 // everything. (A load that then fails only makes the profile larger, never
@@ -211,9 +250,21 @@ static __always_inline void check_cutover(struct bpf_raw_tracepoint_args *ctx, u
     }
 }
 
-static __always_inline void record(struct armed_info *a, long nr)
+// Compat syscalls (i386, x32) go to sets of their own, never into the native ones: the same number
+// names another syscall there.
+static __always_inline void record(struct bpf_raw_tracepoint_args *ctx, struct armed_info *a, long nr)
 {
     u32 slot = a->slot;
+    if (nr >= 0 && (nr & X32_SYSCALL_BIT)) {
+        count(slot, CNT_COMPAT_X32);
+        mark(slot, SET_X32, nr & ~X32_SYSCALL_BIT);
+        return;
+    }
+    if (is_i386(ctx)) {
+        count(slot, CNT_COMPAT_I386);
+        mark(slot, SET_I386, nr);
+        return;
+    }
     mark(slot, SET_ALL, nr);
     if (!(a->flags & ARMED_EXECED))
         mark(slot, SET_PRE_EXEC, nr);
@@ -233,14 +284,14 @@ static __always_inline int slow_path(struct bpf_raw_tracepoint_args *ctx, u64 id
     if (tid >= PID_TABLE) {
         struct armed_info *o = armed_overflow.lookup(&tid);
         if (live(o)) {
-            record(o, nr);
+            record(ctx, o, nr);
             return 0;
         }
     }
     u32 tgid = id >> 32;
     struct armed_info *t = armed_tgid.lookup(&tgid);
     if (live(t)) {
-        record(t, nr);
+        record(ctx, t, nr);
         return 0;
     }
     check_cutover(ctx, tid, nr);
@@ -255,7 +306,7 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
     if (tid < PID_TABLE) {
         struct armed_info *a = armed_tab.lookup(&tid);
         if (a && a->gen && live(a)) {
-            record(a, nr);
+            record(ctx, a, nr);
             return 0;
         }
     }

@@ -316,6 +316,7 @@ class Tracer:
         report = self.recorder.collect(watched.slot)
         self.recorder.remove(watched.cgroup_id, watched.slot)
         return {"syscalls": report.syscalls, "pre_exec": report.pre_exec, "counters": report.counters,
+                "compat": report.compat,
                 "started": watched.started, "exec_mode": watched.exec_mode,
                 "no_new_privileges": watched.no_new_privileges, "instance": self.instance}
 

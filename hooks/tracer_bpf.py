@@ -18,13 +18,16 @@ from syscage.syscalls import syscall_number
 
 BPF_SOURCE = Path(__file__).with_name("tracer.c")
 
-NR_WORDS = 8  # bitmaps cover syscall numbers 0..511 (x86_64 tops out near 470)
-NR_SETS = 2
-SET_ALL, SET_PRE_EXEC = 0, 1
+NR_WORDS = 9  # bitmaps cover syscall numbers 0..575 (x86_64 and i386 top out near 470, x32 at 547)
+NR_SETS = 4
+SET_ALL, SET_PRE_EXEC, SET_I386, SET_X32 = 0, 1, 2, 3
+# Compat ABIs the tracer tells apart from the native one: name -> its set (numbers as that ABI numbers them).
+COMPAT_SETS = {"i386": SET_I386, "x32": SET_X32}
 MODE_SECCOMP, MODE_EXEC = 1, 2
 
 # Counter names, in the order of their index in the `counters` map.
-COUNTERS = ("armed_threads", "armed_map_full", "nr_out_of_range", "cutover_seccomp", "cutover_exec", "tsync")
+COUNTERS = ("armed_threads", "armed_map_full", "nr_out_of_range", "cutover_seccomp", "cutover_exec", "tsync",
+            "compat_i386", "compat_x32")
 
 
 class WatchInfo(ctypes.Structure):
@@ -37,6 +40,7 @@ class SlotReport:
     syscalls: list[int]
     pre_exec: list[int]
     counters: dict[str, int]
+    compat: dict[str, list[int]]  # compat ABI name -> the syscall numbers made through it
 
 
 def bits_to_numbers(words: list[int], base: int = 0) -> list[int]:
@@ -92,7 +96,9 @@ class SyscallRecorder:
 
         base = slot * len(COUNTERS)
         counters = {name: self.counters[ctypes.c_uint32(base + i)].value for i, name in enumerate(COUNTERS)}
-        return SlotReport(bits_to_numbers(words(SET_ALL)), bits_to_numbers(words(SET_PRE_EXEC)), counters)
+        compat = {abi: bits_to_numbers(words(which)) for abi, which in COMPAT_SETS.items()}
+        return SlotReport(bits_to_numbers(words(SET_ALL)), bits_to_numbers(words(SET_PRE_EXEC)), counters,
+                          {abi: numbers for abi, numbers in compat.items() if numbers})
 
     def remove(self, cgroup_id: int, slot: int) -> None:
         """Stop watching: forget the cgroup; a new generation makes any thread still armed for it stale."""

@@ -11,6 +11,8 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from syscage.arch import all_arches
+
 Spec = dict[str, Any]
 Modifier = Callable[[Spec], Spec]
 
@@ -102,8 +104,19 @@ def ensure_filter_load(spec: Spec) -> Spec:
     out, linux = _with_section(spec, "linux")
     if isinstance(linux.get("seccomp"), dict):
         return spec
-    linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    linux["seccomp"] = allow_all_filter()
     return out
+
+
+def allow_all_filter() -> dict[str, Any]:
+    """A filter that allows every syscall of every ABI the kernel runs. It must list the compat architectures
+    (x86 and x32 on x86_64): libseccomp makes a filter without `architectures` native-only, and its bad-arch
+    action kills a process making an i386 syscall (int 0x80), which no filter at all would have let run."""
+    seccomp: dict[str, Any] = {"defaultAction": "SCMP_ACT_ALLOW"}
+    arches = all_arches()
+    if arches:
+        seccomp["architectures"] = arches
+    return seccomp
 
 
 def set_seccomp(seccomp: dict[str, Any] | None) -> Modifier:

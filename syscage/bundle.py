@@ -84,8 +84,11 @@ def learn_hooks(hook_path: str, env: list[str] | None = None, timeout: int = 60)
 
 
 def allow_all_seccomp() -> dict[str, Any]:
-    """A filter that allows everything: gives the tracer a load to cut over at without restricting anything."""
-    return {"defaultAction": "SCMP_ACT_ALLOW"}
+    """A filter that allows everything, compat ABIs included: gives the tracer a load to cut over at without
+    restricting anything (the one syscage-runtime gives a learning container without a filter)."""
+    from syscage.shim.modifiers import allow_all_filter
+
+    return allow_all_filter()
 
 
 def syscage_env() -> list[str]:

@@ -1,32 +1,26 @@
-"""Syscall numbers and names, from libseccomp's own tables for the native architecture."""
+"""Syscall numbers and names, from libseccomp's own tables: the native architecture's, and the compat ABIs'
+(i386, x32) for naming what a run made through them."""
 
 from __future__ import annotations
 
 import functools
-import platform
 
 import pyseccomp
 
+from syscage import arch
 from syscage.errors import SyscageError
 
-# uname machine -> OCI LinuxSeccomp architecture token
-_OCI_ARCH = {
-    "x86_64": "SCMP_ARCH_X86_64",
-    "aarch64": "SCMP_ARCH_AARCH64",
-    "ppc64le": "SCMP_ARCH_PPC64LE",
-    "s390x": "SCMP_ARCH_S390X",
-    "riscv64": "SCMP_ARCH_RISCV64",
-    "i686": "SCMP_ARCH_X86",
-    "armv7l": "SCMP_ARCH_ARM",
-}
+X32_SYSCALL_BIT = 0x40000000
+# Compat ABI (as the tracer names it) -> libseccomp architecture and the offset of its syscall numbers in
+# libseccomp's table (x32 numbers carry __X32_SYSCALL_BIT there; the tracer reports them without it).
+_COMPAT_ABI = {"i386": (pyseccomp.Arch.X86, 0), "x32": (pyseccomp.Arch.X32, X32_SYSCALL_BIT)}
 
 
 def native_arch() -> str:
-    machine = platform.machine()
-    try:
-        return _OCI_ARCH[machine]
-    except KeyError:
-        raise SyscageError(f"unsupported architecture {machine}", "syscage knows " + ", ".join(_OCI_ARCH)) from None
+    token = arch.native_arch()
+    if token is None:
+        raise SyscageError(f"unsupported architecture {arch.machine()}", "syscage knows " + ", ".join(arch.OCI_ARCH))
+    return token
 
 
 @functools.cache
@@ -58,3 +52,19 @@ def names_for(numbers: list[int]) -> tuple[list[str], list[int]]:
         else:
             known.add(name)
     return sorted(known), sorted(unknown)
+
+
+@functools.cache
+def compat_syscall_name(abi: str, nr: int) -> str:
+    """Name of syscall `nr` of a compat ABI ("i386", "x32"), or "ABI#nr" if this libseccomp cannot name it."""
+    libseccomp_arch, offset = _COMPAT_ABI[abi]
+    try:
+        name = pyseccomp.resolve_syscall(libseccomp_arch, offset + nr)
+    except ValueError:
+        return f"{abi}#{nr}"
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def compat_names(abi: str, numbers: list[int]) -> list[str]:
+    """Sorted names of compat syscall numbers (unknown ones as "ABI#nr")."""
+    return sorted({compat_syscall_name(abi, nr) for nr in numbers})

@@ -26,6 +26,7 @@ class Report(NamedTuple):
     syscalls: list[int]
     pre_exec: list[int]
     counters: dict[str, int]
+    compat: dict[str, list[int]] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
 
 
 class FakeRecorder:

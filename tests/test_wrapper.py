@@ -71,7 +71,10 @@ def test_existing_hooks_are_kept(spec: dict) -> None:
 
 def test_filter_load_added_only_when_missing(spec: dict) -> None:
     assert "seccomp" not in spec["linux"]
-    assert ensure_filter_load(spec)["linux"]["seccomp"] == {"defaultAction": "SCMP_ACT_ALLOW"}
+    # Every ABI the kernel runs is listed: a filter without `architectures` is native-only in libseccomp, and its
+    # bad-arch action would kill an i386 syscall that the container runs without syscage.
+    assert ensure_filter_load(spec)["linux"]["seccomp"] == {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]}
     existing = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
     spec["linux"]["seccomp"] = existing
     assert ensure_filter_load(spec)["linux"]["seccomp"] == existing
