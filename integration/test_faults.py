@@ -1,0 +1,229 @@
+"""Faults while learning: nothing is lost, and nothing is marked complete that is not.
+
+* the tracer SIGKILLed while containerd's containers learn: the run is recorded incomplete, the next is whole;
+* the profile writer killed between writing its temporary file and renaming it (a real process, killed by
+  the kernel at that very syscall by a seccomp filter it loaded): readers see the old profile, intact, and
+  the next write succeeds;
+* containerd stopped and started again while containers learn: every run is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from integration import bpf_objects
+from integration.conftest import VENV_BIN, Env
+from integration.private import NAMESPACE, WRAPPER, World, make_world, tracer_bpf, wait_gone
+from syscage.config import load_config
+from syscage.hooks.client import TracerUnavailable, request
+
+SLOW = ["sh", "-c", "echo start; cat /proc/self/status >/dev/null; sleep 3; echo end"]
+
+
+@pytest.fixture
+def world(env: Env) -> Iterator[World]:
+    w = make_world(env, tracer={"idle_timeout": 600})
+    w.start_containerd()
+    yield w
+    if w.daemon is not None:
+        w.daemon.stop()
+    if (pid := w.tracer_pid()) is not None:
+        w.stop_tracer()
+        wait_gone(pid)
+
+
+def watching(world: World) -> list[str]:
+    try:
+        return list(request(load_config(world.config), {"op": "status"}, timeout=5)["watching"])
+    except TracerUnavailable:
+        return []
+
+
+def wait_watching(world: World, count: int) -> None:
+    deadline = time.monotonic() + 60
+    while len(watching(world)) < count:
+        assert time.monotonic() < deadline, f"{count} containers were never watched"
+        time.sleep(0.1)
+
+
+def test_tracer_sigkilled_while_containerd_containers_learn(world: World) -> None:
+    name, cid = world.env.name("killed"), world.env.name("c")
+    results: list[subprocess.CompletedProcess[str]] = []
+    learner = threading.Thread(target=lambda: results.append(world.ctr_learn(cid, SLOW, name)))
+    learner.start()
+    wait_watching(world, 1)
+    tracer = world.tracer_pid()
+    assert tracer is not None
+    held = tracer_bpf(tracer)
+    os.kill(tracer, signal.SIGKILL)
+    learner.join(timeout=120)
+    (result,) = results
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "start\nend\n"  # the container itself never noticed
+    profile = world.profile(name)
+    assert profile["runs_total"] == 1 and not profile["complete"]
+    (run,) = profile["runs"]
+    assert not run["complete"] and "tracer" in " ".join(run["problems"])
+    # A killed tracer's programs and maps go with it.
+    wait_gone(tracer)
+    assert bpf_objects.still_loaded(held) == set()
+    assert bpf_objects.orphaned_tracer_objects() == set()
+    # The next learner gets a fresh tracer and a whole run; nothing of the first one is left lying around.
+    other = world.env.name("after-kill")
+    assert world.ctr_learn(world.env.name("c"), ["sh", "-c", "echo hi"], other).returncode == 0
+    assert world.profile(other)["complete"] and world.tracer_pid() not in (None, tracer)
+    assert world.leftover_files() == []
+
+
+def test_containerd_restarted_while_containers_learn(world: World) -> None:
+    """containerd goes away while three containers learn, and comes back after they exited: the shims kept
+    them, and deleting them afterwards records every run."""
+    assert world.daemon is not None
+    name = world.env.name("restart")
+    cids = [world.env.name("c") for _ in range(3)]
+    for cid in cids:
+        started = world.daemon.ctr("run", "-d", "--rootfs", "--env", "PATH=/bin:/usr/bin", "--runc-binary", WRAPPER,
+                                   "--annotation", "io.syscage.mode=learn", "--annotation",
+                                   f"io.syscage.profile={name}", str(world.rootfs()), cid, *SLOW)
+        assert started.returncode == 0, started.stderr
+    wait_watching(world, 3)
+    world.daemon.process.terminate()
+    world.daemon.process.wait(timeout=30)
+    deadline = time.monotonic() + 60  # the containers finish while containerd is down
+    while any(_running(cid) for cid in cids):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    daemon = world.start_containerd()
+    tasks = daemon.ctr("tasks", "ls").stdout
+    for cid in cids:
+        assert cid in tasks
+        deadline = time.monotonic() + 60
+        while "STOPPED" not in next(line for line in daemon.ctr("tasks", "ls").stdout.splitlines() if cid in line):
+            assert time.monotonic() < deadline, daemon.ctr("tasks", "ls").stdout
+            time.sleep(0.5)
+        deleted = daemon.ctr("tasks", "delete", cid)
+        assert deleted.returncode == 0, deleted.stderr
+        assert daemon.ctr("containers", "delete", cid).returncode == 0
+    profile = world.profile(name)
+    assert profile["runs_total"] == 3 and {r["container_id"] for r in profile["runs"]} == set(cids)
+    # Recorded honestly: a whole run saw the workload to its end; an incomplete one says why.
+    for run in profile["runs"]:
+        assert run["complete"] or run["problems"], run
+    assert profile["complete"] == all(r["complete"] for r in profile["runs"])
+    print(f"\ncontainerd restarted under {len(cids)} learners: runs complete",
+          [r["complete"] for r in profile["runs"]])
+    if profile["complete"]:
+        assert {"nanosleep", "clock_nanosleep"} & set(profile["syscalls"])
+    assert watching(world) == []
+    assert world.leftover_files() == []
+
+
+def _running(cid: str) -> bool:
+    """Whether the container's init still runs, from runc's own state (containerd is down; the runc shim
+    keeps its containers under /run/containerd/runc/<namespace>)."""
+    state = subprocess.run(["runc", "--root", f"/run/containerd/runc/{NAMESPACE}", "state", cid],
+                           capture_output=True, text=True, check=False)
+    return '"running"' in state.stdout
+
+
+# -- the profile writer killed between write and rename ------------------------------------------------
+
+WRITER = """
+import errno, json, os, resource, sys, tempfile
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+import pyseccomp
+from syscage.profile import Observation
+from syscage.store import ProfileStore
+
+store_root, name, stage, scratch, syscalls = sys.argv[1:6]
+obs = Observation(container_id="killed-writer", started="t", stopped="t", cutover="seccomp",
+                  syscalls=json.loads(syscalls))
+# The whole write path once, elsewhere: every lazy import and cache is warm before the filter is loaded.
+ProfileStore(Path(scratch), errno.EPERM).record_run("warm-up", obs)
+tempfile.gettempdir()
+kill = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+if stage == "rename":  # dies at the rename of profile.json's temporary file
+    for call in ("rename", "renameat", "renameat2"):
+        kill.add_rule(pyseccomp.KILL_PROCESS, call)
+else:  # dies after that rename, at the directory open for its fsync: seccomp.json is not written yet
+    mask = os.O_ACCMODE | os.O_DIRECTORY | 0o20000000  # __O_TMPFILE: libseccomp's check uses O_TMPFILE
+    kill.add_rule(pyseccomp.KILL_PROCESS, "openat", pyseccomp.Arg(2, pyseccomp.MASKED_EQ, mask, os.O_DIRECTORY))
+kill.load()
+ProfileStore(Path(store_root), errno.EPERM).record_run(name, obs)
+print("not killed")
+"""
+
+
+MAKE_DIR = ["sh", "-c", "mkdir /tmp/made && echo made"]
+
+
+def _kill_writer(env: Env, name: str, stage: str, syscalls: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-c", WRITER, str(env.store), name, stage,
+                             str(env.root / env.name("scratch")), json.dumps(syscalls)], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == -signal.SIGSYS, (result.returncode, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("stage", ["rename", "after-rename"])
+def test_writer_killed_between_write_and_rename(env: Env, stage: str) -> None:
+    name = env.name(f"writer-{stage}")
+    directory = env.store / "profiles" / name
+    learned = env.run(env.bundle(["sh", "-c", "echo hi"], profile=name))
+    assert learned.returncode == 0, learned.stderr
+    before = {f: (directory / f).read_bytes() for f in ("profile.json", "seccomp.json")}
+    # What the run being written saw: a real workload's syscalls, learned apart (mkdir, and a fork).
+    reference = env.name("writer-ref")
+    assert env.run(env.bundle(MAKE_DIR, profile=reference)).returncode == 0
+    added = set(env.profile(reference)["syscalls"]) - set(json.loads(before["profile.json"])["syscalls"])
+    assert added & {"mkdir", "mkdirat"}, added
+
+    _kill_writer(env, name, stage, sorted(env.profile(reference)["syscalls"]))
+
+    profile = env.profile(name)  # readable and valid, whichever point the writer died at
+    temporary = sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+    if stage == "rename":
+        # It died holding its temporary file, complete and synced, but never renamed: readers see the old one.
+        (left,) = temporary
+        assert left.startswith(".profile.json.")
+        assert added <= set(json.loads((directory / left).read_bytes())["syscalls"])
+        assert {f: (directory / f).read_bytes() for f in before} == before
+    else:
+        # profile.json is the new one; seccomp.json the old, out of step with it.
+        assert temporary == []
+        assert added <= set(profile["syscalls"])
+        assert (directory / "seccomp.json").read_bytes() == before["seccomp.json"]
+    listed = subprocess.run([str(VENV_BIN / "syscage"), "list"], capture_output=True, text=True, check=False)
+    assert listed.returncode == 0 and name in listed.stdout and ".tmp" not in listed.stdout
+    shown = subprocess.run([str(VENV_BIN / "syscage"), "show", name], capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+
+    # Enforce never trusts a seccomp.json out of step with its profile: it allows what profile.json allows.
+    enforced = subprocess.run([WRAPPER, "--root", str(env.runc_root), "run", "--bundle",
+                               str(env.bundle(MAKE_DIR, learn=False, seccomp=None,
+                                              annotations={"io.syscage.mode": "enforce",
+                                                           "io.syscage.profile": name})), env.name("c")],
+                              capture_output=True, text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    if stage == "rename":
+        assert enforced.returncode != 0 and "made" not in enforced.stdout  # that run never made it in
+    else:
+        assert enforced.returncode == 0 and enforced.stdout == "made\n", enforced.stderr
+
+    # The dead writer's lock went with it: the next run is recorded, and everything is in step again.
+    again = env.run(env.bundle(["sh", "-c", "echo again"], profile=name))
+    assert again.returncode == 0, again.stderr
+    profile = env.profile(name)
+    assert profile["runs_total"] == (2 if stage == "rename" else 3) and profile["complete"]
+    assert set(json.loads((directory / "seccomp.json").read_bytes())["syscalls"][0]["names"]) == \
+        set(profile["syscalls"])
+    assert [p.name for p in directory.iterdir() if p.name.endswith(".tmp")] == temporary  # ignored, never read
+
