@@ -141,3 +141,17 @@ def still_loaded(ids: set[tuple[str, int]], settle: float = 10.0) -> set[tuple[s
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.2)
+
+
+def memlock_of(pid: int) -> int:
+    """Bytes of kernel memory charged to the BPF maps process `pid` holds (fdinfo `memlock`)."""
+    total = 0
+    fdinfo = Path(f"/proc/{pid}/fdinfo")
+    for entry in fdinfo.iterdir():
+        try:
+            text = entry.read_text()
+        except OSError:
+            continue
+        if "map_id:" in text and "prog_id:" not in text:
+            total += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("memlock:"))
+    return total
