@@ -134,6 +134,7 @@ def _running(cid: str) -> bool:
     keeps its containers under /run/containerd/runc/<namespace>)."""
     state = subprocess.run(["runc", "--root", f"/run/containerd/runc/{NAMESPACE}", "state", cid],
                            capture_output=True, text=True, check=False)
+    assert state.returncode == 0, state.stderr  # runc knows it (stopped or running) until it is deleted
     return '"running"' in state.stdout
 
 
