@@ -9,6 +9,15 @@ the overflow table, so forking past max_threads loses nothing. To make thread id
 real, one test starts the tracer in a PID namespace of its own whose pid_max (per namespace since Linux 6.14)
 is lowered: the tracer sizes its table from that, while the container's thread ids are the host's, above it —
 what a host that raised kernel.pid_max after the tracer started looks like.
+
+Product bug seen here (not fixed in this branch; no test signals it, for the reason below): a tracer that runs
+in a PID namespace other than its clients' (here; or in a container, or a unit with a private PID namespace)
+reports its namespace-local pid, in `tracer.pid` and in the `status` answer (`"pid": 1` in
+test_threads_beyond_the_table_are_counted). `syscage tracer stop` (syscage/cli.py, cmd_tracer) sends SIGTERM
+to that number in the caller's namespace: from the host, to host PID 1, or to whatever unrelated process has
+that pid. Reproduce: `unshare --pid --fork python -m syscage.hooks.tracer &`, then `syscage tracer status`
+shows pid 1 (do NOT run `syscage tracer stop` there). The peer's pid from SO_PEERCRED on the tracer socket is
+translated into the caller's namespace by the kernel and would be the one to signal.
 """
 
 from __future__ import annotations
