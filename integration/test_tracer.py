@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from integration import bpf_objects
 from integration.conftest import Env, write_config
 from syscage.config import load_config
 from syscage.hooks.client import request
@@ -40,13 +41,21 @@ def test_tracer_detaches_when_idle(tmp_path: Path) -> None:
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "syscage.hooks.tracer", "--idle-timeout", "2"], env=environ,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # What it loaded, read from its descriptors while it runs (the socket appears once the BPF is loaded).
+    while not (tmp_path / "run" / "tracer.sock").exists():
+        assert proc.poll() is None and time.monotonic() - started < 60, "the tracer never listened"
+        time.sleep(0.05)
+    held = bpf_objects.held_by(proc.pid)
+    assert {kind for kind, _ in held} == {"prog", "map"}, held
     assert proc.wait(timeout=60) == 0
     elapsed = time.monotonic() - started
     assert 2 <= elapsed < 30
     assert not (tmp_path / "run" / "tracer.sock").exists()
     assert "tracer idle, detaching" in (tmp_path / "syscage.log").read_text()
-    # And nothing of it stays attached: no syscage BPF program remains loaded for that process.
-    assert not Path(f"/proc/{proc.pid}").exists()
+    # And nothing of it stays loaded: none of its programs and maps, and no syscage-named object that
+    # nobody holds (a pinned or still-attached one); other tracers running meanwhile hold theirs.
+    assert bpf_objects.still_loaded(held) == set()
+    assert bpf_objects.orphaned_tracer_objects() == set()
 
 
 def test_run_without_poststop_is_saved_incomplete(env: Env, tmp_path: Path) -> None:
