@@ -89,12 +89,22 @@ def record_untraced(config: Config, container_id: str, profile: str, mode: str, 
     from syscage.jsonlog import JsonLog
     from syscage.store import ProfileStore
 
-    obs = untraced_observation(container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
     store = ProfileStore.of(config)
+    if store.run_recorded(profile, container_id, key):
+        # Its tracer saved it when it stopped (or found it gone): the profile has it already, incomplete.
+        return {"ok": True, "complete": False,
+                "problems": ["its run was saved already, as incomplete, when its watch ended without it"]}
+    obs = untraced_observation(container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
     ours = store.lost_run_of(profile, container_id, key, live_instance(config.run_dir))
     if ours:
         obs.started = str(ours.get("started") or "")
-    store.record_run(profile, obs, pending=str(ours["id"]) if ours else None)
+    try:
+        store.record_run(profile, obs, pending=str(ours["id"]) if ours else None, key=key)
+    except (OSError, SyscageError) as exc:
+        # A full store: note the run where it fits (the run directory), so that the profile stays incomplete.
+        store.note_unrecorded(profile, {"container_id": container_id, "key": key, "profile": profile,
+                                        "started": obs.started, "error": str(exc)})
+        raise
     JsonLog.of(config, component).log(
         "warning", "run recorded", complete=False, problems=obs.problems, phase="poststop",
         container_id=container_id, profile=profile, mode=mode)

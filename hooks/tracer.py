@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 OWN_CGROUP = "syscage"
 JANITOR_PERIOD = 2.0
+MARKER_SWEEP_PERIOD = 30.0
 
 
 @dataclass
@@ -95,6 +96,7 @@ class Tracer:
         self.last_activity = time.monotonic()
         self.closing = False
         self.sequence = itertools.count(1)
+        self.next_sweep = 0.0
         if identify is None:
             from syscage.hooks.tracer_bpf import container_identity as identify
         self.identify = identify
@@ -256,6 +258,11 @@ class Tracer:
             return {"ok": False, "error": "record needs container_id and profile"}
         runtime_name, runtime = self._runtime(req.get("runtime_exe"))
         watched = taken[0] if taken else None
+        key = watched.key if watched else str(req.get("key") or "")
+        if watched is None and self.store.run_recorded(profile, cid, key):
+            # Saved already (the tracer that watched it stopped, or its cgroup vanished first): once only.
+            return {"ok": True, "complete": False, "syscalls": 0, "cutover": "none", "instance": self.instance,
+                    "problems": ["its run was saved already, as incomplete, when its watch ended without it"]}
         if taken is None:
             with self.lock:
                 other = cid in self.watched
@@ -267,15 +274,16 @@ class Tracer:
         else:
             obs = observation_from_report(cid, taken[1], runtime, runtime_name)
         log = self.log.bind(container_id=cid, profile=profile, mode=mode)
+        pending = watched.pending if watched else None
         try:
             # Without its watch, the record settles the container's run a tracer before us left pending; if
             # that tracer's successor (us, at start) has saved it already, nothing more is written.
-            lost = None if watched else self.store.lost_run_of(profile, cid, str(req.get("key") or ""), self.instance)
+            lost = None if watched else self.store.lost_run_of(profile, cid, key, self.instance)
             pending = watched.pending if watched else str(lost["id"]) if lost else None
-            merged = self.store.record_run(profile, obs, pending=pending, settling=lost is not None)
+            merged = self.store.record_run(profile, obs, pending=pending, settling=lost is not None, key=key)
         except (SyscageError, OSError) as exc:
             log.error("could not record run", error=str(exc))
-            self._fail_pending(watched)
+            self._keep_lost(profile, cid, key, obs.started, pending, str(exc))
             return {"ok": False, "error": f"could not record the run in profile {profile}: {exc}"}
         if merged is None:
             problems = ["its run was saved already, as incomplete, by the tracer that found it lost"]
@@ -284,18 +292,26 @@ class Tracer:
         log.info("run recorded", syscalls=len(obs.syscalls), cutover=obs.cutover, complete=obs.complete,
                  problems=obs.problems, counters=obs.counters, profile_syscalls=len(merged["syscalls"]),
                  runs=merged.get("runs_total", len(merged["runs"])))
+        # Runs of this profile whose recording failed earlier (a full disk) are saved now that a write works.
+        self._settle(profile)
         return {"ok": True, "complete": obs.complete, "problems": obs.problems, "syscalls": len(obs.syscalls),
                 "cutover": obs.cutover, "profile_syscalls": len(merged["syscalls"]), "instance": self.instance}
 
-    def _fail_pending(self, watched: Watched | None) -> None:
-        """Recording failed: its pending run now counts as lost (the profile is incomplete) until settled."""
-        if watched is None or not watched.pending:
-            return
-        try:
-            self.store.fail_pending(watched.profile, watched.pending)
-        except (OSError, SyscageError) as exc:
-            self.log.error("could not mark the pending run as failed", container_id=watched.container_id,
-                           profile=watched.profile, error=str(exc))
+    def _keep_lost(self, profile: str, cid: str, key: str, started: str, pending: str | None, error: str) -> None:
+        """Recording failed: its pending run now counts as lost (the profile is incomplete) until a later write
+        settles it; a run with no pending record (or one that cannot be marked) is noted in the run directory."""
+        if pending:
+            try:
+                self.store.fail_pending(profile, pending)
+                return
+            except (OSError, SyscageError) as exc:
+                self.log.error("could not mark the pending run as failed", container_id=cid, profile=profile,
+                               error=str(exc))
+        doc = {"container_id": cid, "key": key, "profile": profile, "started": started, "error": error,
+               "instance": self.instance}
+        if self.store.note_unrecorded(profile, doc) is None:
+            self.log.error("run lost: neither the store nor the run directory can take it", container_id=cid,
+                           profile=profile)
 
     def _runtime(self, exe: object) -> tuple[str, str]:
         """(name, version line) of the runtime binary, cached by path and modification time."""
@@ -345,6 +361,9 @@ class Tracer:
                 self.closing = True
         for watched, report in orphans:
             self._save(watched, report, ORPHANED)
+        if now >= self.next_sweep:  # markers of containers deleted with plain runc after their run was saved
+            self.next_sweep = now + MARKER_SWEEP_PERIOD
+            self.sweep_markers()
         return idle and not orphans
 
     def stop(self) -> None:
@@ -364,36 +383,78 @@ class Tracer:
         obs.problems.append(problem)
         log = self.log.bind(container_id=watched.container_id, profile=watched.profile)
         try:
-            self.store.record_run(watched.profile, obs, pending=watched.pending)
+            self.store.record_run(watched.profile, obs, pending=watched.pending, key=watched.key)
             log.warning("saved an incomplete run", problem=problem)
         except (OSError, SyscageError) as exc:
             log.error("could not save the run", problem=problem, error=str(exc))
-            self._fail_pending(watched)
+            self._keep_lost(watched.profile, watched.container_id, watched.key, watched.started, watched.pending,
+                            str(exc))
+            return
+        self.sweep_markers()
 
     def settle_lost(self) -> int:
         """At start: every pending run of another instance (which stopped or crashed: we hold the lock now)
         becomes an incomplete run in its profile. Returns how many were settled."""
+        settled = sum(self._settle(name) for name in self.store.names())
+        self.sweep_markers()
+        return settled
+
+    def _settle(self, name: str) -> int:
+        """Save the profile's lost pending runs (another instance's, or ours whose recording failed) as
+        incomplete runs; how many were saved."""
         from syscage.hooks.observe import untraced_observation
         from syscage.store import describe_lost
 
         store, settled = self.store, 0
-        for name in store.names():
+        try:
+            lost = [p for p in store.pending(name) if p["failed"] or p.get("instance") != self.instance]
+        except (OSError, SyscageError):
+            return 0
+        for pending in lost:
+            cid = str(pending.get("container_id") or "?")
+            obs = untraced_observation(cid, "", f"its run was never recorded: {describe_lost(pending)}")
+            obs.started = str(pending.get("started") or "")
             try:
-                lost = [p for p in store.pending(name) if p["failed"] or p.get("instance") != self.instance]
-            except (OSError, SyscageError):
-                continue
-            for pending in lost:
-                cid = str(pending.get("container_id") or "?")
-                obs = untraced_observation(cid, "", f"its run was never recorded: {describe_lost(pending)}")
-                obs.started = str(pending.get("started") or "")
-                try:
-                    if store.record_run(name, obs, pending=str(pending["id"]), settling=True) is not None:
-                        settled += 1
-                        self.log.warning("lost run saved as incomplete", container_id=cid, profile=name,
-                                         problems=obs.problems)
-                except (OSError, SyscageError) as exc:
-                    self.log.error("could not save a lost run", container_id=cid, profile=name, error=str(exc))
+                if store.record_run(name, obs, pending=str(pending["id"]), settling=True,
+                                    key=str(pending.get("key") or "")) is not None:
+                    settled += 1
+                    self.log.warning("lost run saved as incomplete", container_id=cid, profile=name,
+                                     problems=obs.problems)
+            except (OSError, SyscageError) as exc:
+                self.log.error("could not save a lost run", container_id=cid, profile=name, error=str(exc))
         return settled
+
+    def sweep_markers(self) -> int:
+        """Remove the learning markers (syscage.shim.markers) of containers that are gone and whose run is
+        in their profile: deleted with plain `runc delete`, nobody else ever would. A marker whose run is not
+        recorded yet stays (its create may still be under way, or its delete will record it)."""
+        import json
+
+        from syscage.hooks.protocol import watch_key
+        from syscage.shim.markers import LEARNING_DIR, container_exists
+
+        removed = 0
+        base = self.config.run_dir / LEARNING_DIR
+        try:
+            roots = [d for d in base.iterdir() if d.is_dir()]
+        except OSError:
+            return 0
+        for root in roots:
+            for marker in root.iterdir():
+                if ".claimed." in marker.name:
+                    continue  # a delete is recording it right now
+                try:
+                    doc = json.loads(marker.read_bytes())
+                    cid, profile = str(doc["container_id"]), str(doc["profile"])
+                    key = watch_key(doc.get("nonce"), "")
+                    gone = container_exists(str(self.config.runtime_path), doc.get("runtime_root") or None,
+                                            cid) is False
+                    if cid == marker.name and gone and self.store.run_recorded(profile, cid, key):
+                        marker.unlink()
+                        removed += 1
+                except (OSError, ValueError, KeyError, TypeError, SyscageError):
+                    continue
+        return removed
 
     def close(self) -> None:
         self.recorder.close()

@@ -40,6 +40,7 @@ SECCOMP_FILE = "seccomp.json"
 LOCK_FILE = ".lock"
 PENDING_DIR = "pending"
 FAILED = ".failed"  # <id>.failed.json: recording this run failed
+NOTES_DIR = "unrecorded"  # under the run directory: <profile>/<id>.json, runs the store had no room for
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -54,15 +55,19 @@ def dump_json(doc: Any) -> bytes:
 
 
 class ProfileStore:
-    def __init__(self, root: Path, errno: int, always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW) -> None:
+    def __init__(self, root: Path, errno: int, always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW,
+                 notes: Path | None = None) -> None:
         self.root = root
+        # Where a run that could not be written to the store (a full disk) is noted instead: another file
+        # system (the run directory, a tmpfs). Such a note is a lost pending run until settled.
+        self.notes = notes
         self.profiles = root / "profiles"
         self.errno = errno
         self.always_allow = always_allow  # seccomp.always_allow: merged into every recorded run
 
     @classmethod
     def of(cls, config: Config) -> ProfileStore:
-        return cls(config.store, config.seccomp_errno, config.always_allow)
+        return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR)
 
     def profile_dir(self, name: str) -> Path:
         validate_profile_name(name)
@@ -105,12 +110,13 @@ class ProfileStore:
         return doc if isinstance(doc, dict) else None
 
     def record_run(self, name: str, obs: Observation, pending: str | None = None,
-                   settling: bool = False) -> dict[str, Any] | None:
+                   settling: bool = False, key: str = "") -> dict[str, Any] | None:
         """Merge one run into the profile and re-render its seccomp.json; returns the new profile.
 
         pending: the id of the run's pending record, removed in the same locked transaction. settling: the
         run only stands in for that pending record (a lost one): nothing is written if the record is gone
-        or its run is already in the profile (then None)."""
+        or its run is already in the profile (then None). key: the watch key (syscage.hooks.protocol.watch_key)
+        kept in the run record, so that a late record of the same container is known (run_recorded)."""
         from syscage.profile import merge
 
         def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
@@ -118,8 +124,9 @@ class ProfileStore:
                                          or any(r.get("pending") == pending for r in current["runs"])):
                 return None
             out = merge(current, obs, now, self.always_allow)
-            if pending:
-                out["runs"][-1] = {**out["runs"][-1], "pending": pending}
+            tags = {**({"pending": pending} if pending else {}), **({"key": key} if key else {})}
+            if tags:
+                out["runs"][-1] = {**out["runs"][-1], **tags}
             return out
 
         with self.locked(name):
@@ -193,25 +200,31 @@ class ProfileStore:
     def pending(self, name: str) -> list[dict[str, Any]]:
         """Every pending run of the profile: its record, plus "id" and "failed" (an unreadable one has
         "corrupt")."""
-        directory = self.profile_dir(name) / PENDING_DIR
-        try:
-            entries = sorted(e for e in os.listdir(directory) if e.endswith(".json") and not e.startswith("."))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
         found = []
-        for entry in entries:
-            stem = entry[:-len(".json")]
-            failed = stem.endswith(FAILED)
-            doc: dict[str, Any] = {}
-            try:
-                loaded = json.loads((directory / entry).read_bytes())
-                doc = loaded if isinstance(loaded, dict) else {"corrupt": True}
-            except FileNotFoundError:
-                continue  # settled meanwhile
-            except (OSError, ValueError):
-                doc = {"corrupt": True}
-            found.append({**doc, "id": stem[:-len(FAILED)] if failed else stem, "failed": failed})
+        for directory in self._pending_dirs(name):
+            found.extend(_pending_in(directory, noted=directory.parent != self.profile_dir(name)))
         return found
+
+    def note_unrecorded(self, name: str, doc: dict[str, Any]) -> str | None:
+        """The store cannot take this run (a full disk): note it on the run directory's file system, where
+        it counts as a lost pending run of `name` until a later write settles it. The note's id, or None if
+        there is nowhere to note it."""
+        if self.notes is None:
+            return None
+        note_id = f"note-{os.urandom(6).hex()}"
+        try:
+            directory = self.notes / validate_profile_name(name)
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomically(directory / f"{note_id}.json", dump_json({**doc, "id": note_id}), 0o600, durable=False)
+        except OSError:
+            return None
+        return note_id
+
+    def _pending_dirs(self, name: str) -> list[Path]:
+        dirs = [self.profile_dir(name) / PENDING_DIR]
+        if self.notes is not None:
+            dirs.append(self.notes / name)
+        return dirs
 
     def lost_pending(self, name: str, live_instance: str | None) -> list[dict[str, Any]]:
         """Pending runs that will never be recorded as they are: their tracer is not the live one
@@ -227,11 +240,22 @@ class ProfileStore:
         return next((p for p in self.lost_pending(name, live_instance)
                      if p.get("container_id") == container_id and p.get("key") == key), None)
 
+    def run_recorded(self, name: str, container_id: str, key: str) -> bool:
+        """Is a run of this very container (same id and watch key) among the profile's run records?"""
+        if not key:
+            return False
+        try:
+            profile = self.read(name)
+        except SyscageError:
+            return False
+        return any(r.get("container_id") == container_id and r.get("key") == key
+                   for r in (profile or {}).get("runs", []))
+
     def _pending_path(self, name: str, pending_id: str) -> Path | None:
-        directory = self.profile_dir(name) / PENDING_DIR
-        for candidate in (f"{pending_id}.json", f"{pending_id}{FAILED}.json"):
-            if (directory / candidate).exists():
-                return directory / candidate
+        for directory in self._pending_dirs(name):
+            for candidate in (f"{pending_id}.json", f"{pending_id}{FAILED}.json"):
+                if (directory / candidate).exists():
+                    return directory / candidate
         return None
 
     def _remove_pending(self, name: str, pending_id: str) -> None:
@@ -268,9 +292,34 @@ class ProfileStore:
             os.close(fd)
 
 
+def _pending_in(directory: Path, noted: bool) -> list[dict[str, Any]]:
+    """The pending records in one directory; a note (noted) is a failed one."""
+    try:
+        entries = sorted(e for e in os.listdir(directory) if e.endswith(".json") and not e.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = []
+    for entry in entries:
+        stem = entry[:-len(".json")]
+        failed = noted or stem.endswith(FAILED)
+        doc: dict[str, Any] = {}
+        try:
+            loaded = json.loads((directory / entry).read_bytes())
+            doc = loaded if isinstance(loaded, dict) else {"corrupt": True}
+        except FileNotFoundError:
+            continue  # settled meanwhile
+        except (OSError, ValueError):
+            doc = {"corrupt": True}
+        found.append({**doc, "id": stem[:-len(FAILED)] if stem.endswith(FAILED) else stem, "failed": failed,
+                      **({"noted": True} if noted else {})})
+    return found
+
+
 def describe_lost(pending: dict[str, Any]) -> str:
     if pending.get("corrupt"):
         return "its pending record is unreadable"
+    if pending.get("noted"):
+        return f"the store could not take its run ({pending.get('error', 'see the syscage log')})"
     if pending.get("failed"):
         return "recording its run failed (see the syscage log)"
     return f"the tracer that watched it (instance {pending.get('instance', '?')}) stopped or crashed"

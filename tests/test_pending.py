@@ -173,3 +173,21 @@ def test_list_show_and_accept_tell_lost_runs_from_learners(tmp_path: Path, monke
         assert rows["web"]["complete"] is True and rows["web"]["lost_runs"] == 0
     finally:
         os.close(fd)
+
+
+def test_a_run_the_store_had_no_room_for_is_noted_lost_then_settled(tmp_path: Path) -> None:
+    """A full store: the run is noted in the run directory, counts as lost (the profile is incomplete), and a
+    later write settles it into the profile once, keyed, so that a late record of it is known."""
+    store = ProfileStore(tmp_path / "store", 1, notes=tmp_path / "run" / "unrecorded")
+    store.record_run("web", _obs("c0", ["read"]))
+    note = store.note_unrecorded("web", {"container_id": "c1", "key": "nonce:c1", "started": "t0",
+                                         "error": "[Errno 28] No space left on device"})
+    assert note is not None
+    (lost,) = store.lost_pending("web", "i1")  # lost whichever tracer is live
+    assert lost["noted"] and "No space left" in str(lost.get("error"))
+    assert not store.run_recorded("web", "c1", "nonce:c1")
+    settled = store.record_run("web", _obs("c1", [], ["never recorded"]), pending=note, settling=True,
+                               key="nonce:c1")
+    assert settled is not None and store.pending("web") == []
+    assert store.run_recorded("web", "c1", "nonce:c1") and not store.run_recorded("web", "c1", "nonce:other")
+    assert store.record_run("web", _obs("c1", []), pending=note, settling=True) is None  # once only
