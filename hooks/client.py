@@ -27,6 +27,24 @@ def request(config: Config, message: dict[str, Any], timeout: float = 30.0) -> d
     return call(str(config.tracer_socket), message, timeout)
 
 
+def tracer_pid(config: Config) -> int | None:
+    """The pid of the process listening on the tracer's socket, as the kernel gives it in *our* PID namespace
+    (SO_PEERCRED): the pid a tracer reports of itself is its own namespace's. None if none answers."""
+    import socket
+    import struct
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(5)
+        sock.connect(str(config.tracer_socket))
+        pid, _, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    except OSError:
+        return None
+    finally:
+        sock.close()
+    return pid or None  # 0: the listener is in a PID namespace we cannot see into
+
+
 def request_starting_tracer(config: Config, message: dict[str, Any]) -> dict[str, Any]:
     """Send `message`, starting the tracer first if none runs; waits for the BPF compile if needed."""
     deadline = time.monotonic() + config.start_timeout

@@ -10,21 +10,15 @@ real, one test starts the tracer in a PID namespace of its own whose pid_max (pe
 is lowered: the tracer sizes its table from that, while the container's thread ids are the host's, above it —
 what a host that raised kernel.pid_max after the tracer started looks like.
 
-Product bug seen here (not fixed in this branch; no test signals it, for the reason below): a tracer that runs
-in a PID namespace other than its clients' (here; or in a container, or a unit with a private PID namespace)
-reports its namespace-local pid, in `tracer.pid` and in the `status` answer (`"pid": 1` in
-test_threads_beyond_the_table_are_counted). `syscage tracer stop` (syscage/cli.py, cmd_tracer) sends SIGTERM
-to that number in the caller's namespace: from the host, to host PID 1, or to whatever unrelated process has
-that pid. Reproduce: `unshare --pid --fork python -m syscage.hooks.tracer &`, then `syscage tracer status`
-shows pid 1 (do NOT run `syscage tracer stop` there). The peer's pid from SO_PEERCRED on the tracer socket is
-translated into the caller's namespace by the kernel and would be the one to signal.
+A tracer that runs in a PID namespace other than its clients' reports its namespace-local pid (`"pid": 1`
+here); `syscage tracer stop` signals the pid the kernel gives for the socket's listener in the caller's
+namespace (SO_PEERCRED), which this test checks.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -187,7 +181,9 @@ def test_threads_beyond_the_table_are_counted(env: Env, rootfs: Path) -> None:
         assert locked_after == locked_before and rss_after - rss_before < 50
         # It is still whole for the threads it did follow, and it goes cleanly.
         assert {"execve", "wait4"} <= set(profile["syscalls"])
-        os.kill(tracer, signal.SIGTERM)
+        stopped = subprocess.run([sys.executable, "-m", "syscage.cli", "tracer", "stop"], env=world.environ(),
+                                 capture_output=True, text=True, timeout=120, check=False)
+        assert stopped.returncode == 0 and f"(pid {tracer}) stopped" in stopped.stdout, stopped.stdout + stopped.stderr
         assert outer.wait(timeout=60) == 0
         wait_gone(tracer)
         assert bpf_objects.still_loaded(held) == set()

@@ -216,7 +216,7 @@ def cmd_accept(config: Config, args: argparse.Namespace) -> int:
 def cmd_tracer(config: Config, args: argparse.Namespace) -> int:
     import signal
 
-    from syscage.hooks.client import TracerUnavailable, request
+    from syscage.hooks.client import TracerUnavailable, request, tracer_pid
 
     try:
         status = request(config, {"op": "status"}, timeout=5)
@@ -226,7 +226,13 @@ def cmd_tracer(config: Config, args: argparse.Namespace) -> int:
     if args.action == "status":
         print(json.dumps(status, indent=2))
         return 0
-    os.kill(int(status["pid"]), signal.SIGTERM)
+    # Signal the pid the kernel gives for the socket's listener here: the one it reports is its own PID
+    # namespace's (a tracer started inside a namespace says 1).
+    pid = tracer_pid(config)
+    if pid is None:
+        raise SyscageError(f"cannot tell the tracer's pid from here (instance {status.get('instance')}, its own "
+                           f"pid {status.get('pid')})", "stop it from its own PID namespace, or with its service")
+    os.kill(pid, signal.SIGTERM)
     # It saves the runs of the containers it still watches (as incomplete) before it lets go of its lock.
     from syscage.hooks.liveness import tracer_lock_held
 
@@ -235,10 +241,10 @@ def cmd_tracer(config: Config, args: argparse.Namespace) -> int:
         time.sleep(0.1)
     watching = status.get("watching") or []
     if tracer_lock_held(config.run_dir):
-        print(f"tracer {status['instance']} (pid {status['pid']}) asked to stop; still running after {STOP_WAIT:g}s")
+        print(f"tracer {status['instance']} (pid {pid}) asked to stop; still running after {STOP_WAIT:g}s")
         return 0
     saved = f"; {len(watching)} still-watched container run(s) saved as incomplete" if watching else ""
-    print(f"tracer {status['instance']} (pid {status['pid']}) stopped{saved}")
+    print(f"tracer {status['instance']} (pid {pid}) stopped{saved}")
     return 0
 
 
