@@ -21,15 +21,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from syscage.apparmor import PARSER, PREFIX, profile_name
 from syscage.atomic import write_atomically
 from syscage.errors import SyscageError
+from syscage.names import validate_profile_name
+
+# The renderer's (syscage.apparmor), not imported from it: this module is imported on every enforce's start
+# path, the renderer and subprocess only where a profile is rendered or loaded.
+PREFIX = "syscage-"
+PARSER = "apparmor_parser"
 
 ENABLED = Path("/sys/module/apparmor/parameters/enabled")
 SECURITYFS = Path("/sys/kernel/security/apparmor")
@@ -65,7 +69,7 @@ def available(enabled: Path | None = None, securityfs: Path | None = None) -> st
 
 def label_for(name: str, mode: str) -> str:
     """The AppArmor label of profile `name` in `mode` ("enforce" or "complain")."""
-    return profile_name(name) + (COMPLAIN_SUFFIX if mode == "complain" else "")
+    return PREFIX + validate_profile_name(name) + (COMPLAIN_SUFFIX if mode == "complain" else "")
 
 
 def for_mode(text: str, name: str, mode: str) -> str:
@@ -73,7 +77,7 @@ def for_mode(text: str, name: str, mode: str) -> str:
     `syscage-NAME-COMPLAIN` (its own signal and ptrace peer too) with flags=(complain)."""
     if mode != "complain":
         return text
-    enforce, complain = profile_name(name), label_for(name, mode)
+    enforce, complain = label_for(name, "enforce"), label_for(name, mode)
     header = f'profile "{enforce}" {FLAGS} {{'
     if header not in text:
         raise SyscageError(f"the rendered AppArmor profile of {name} has no line {header!r}",
@@ -118,6 +122,8 @@ def load(data: bytes, label: str, parser: str = PARSER) -> None:
     """apparmor_parser -r (load, or replace) from stdin; no cache (-K). A rule the policy's features cannot
     enforce is an error, as when the renderer checks a profile: a deny rule silently dropped would leave
     the container less confined."""
+    import subprocess
+
     argv = [parser, "-r", "-K", "--warn=rule-not-enforced", "--Werror=rule-not-enforced", "--abort-on-error"]
     try:
         done = subprocess.run(argv, input=data, capture_output=True, timeout=LOAD_TIMEOUT, check=False)

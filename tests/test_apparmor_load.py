@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from syscage import apparmor
 from syscage import apparmor_load as aa
 from syscage.apparmor import check, render
 from syscage.config import Config
@@ -58,7 +59,8 @@ def calls(kernel: Path) -> list[str]:
 
 
 def learned(store: Path, name: str = "web") -> None:
-    obs = Observation(container_id="c1", started="t", stopped="t", cutover="seccomp", syscalls=["read", "write"])
+    obs = Observation(container_id="c1", started="t", stopped="t", cutover="seccomp", syscalls=["read", "write"],
+                      no_new_privileges=False)
     ProfileStore(store, 1).record_run(name, obs)
 
 
@@ -92,6 +94,7 @@ def test_detection_reads_the_module_flag_and_securityfs(tmp_path: Path) -> None:
 # --- labels -------------------------------------------------------------------------------------------------
 
 def test_complain_has_a_label_of_its_own_that_no_profile_name_can_take() -> None:
+    assert (aa.PREFIX, aa.PARSER) == (apparmor.PREFIX, apparmor.PARSER)  # kept apart only for import cost
     assert aa.label_for("web", "enforce") == "syscage-web"
     assert aa.label_for("web", "complain") == "syscage-web-COMPLAIN"
     # Profile names are lower case: no enforce label is ever a complain label.
@@ -236,3 +239,35 @@ def test_a_missing_parser_under_auto_is_seccomp_only(kernel: Path, monkeypatch: 
     assert "apparmorProfile" not in plan_spec(config, "enforce")["process"]
     with pytest.raises(aa.ParserMissing):
         plan_spec(config._replace(apparmor_mode="required"), "enforce")
+
+
+def test_the_start_path_imports_no_subprocess_or_dataclasses(kernel: Path, tmp_path: Path) -> None:
+    """Enforce runs on the container's start path: where AppArmor is missing, and where the profile is
+    already loaded, neither the renderer's parser call (subprocess) nor dataclasses is imported."""
+    import subprocess
+    import sys
+
+    learned(kernel)
+    config = Config(store=kernel, run_dir=kernel / "run", log_file=kernel / "log")
+    plan_spec(config, "enforce")  # loads it (the fake parser lists it in the fake securityfs)
+    assert len(calls(kernel)) == 1
+    code = f"""
+import sys
+from pathlib import Path
+from syscage import apparmor, apparmor_load as aa
+from syscage.config import Config
+from syscage.jsonlog import JsonLog
+from syscage.oci import Selection
+from syscage.shim.prepare import modifiers_for
+config = Config(store=Path({str(kernel)!r}), run_dir=Path({str(kernel / "run")!r}),
+                log_file=Path({str(kernel / "log")!r}))
+aa.ENABLED, aa.SECURITYFS, aa.PARSER = Path(sys.argv[1]), Path({str(kernel / "securityfs")!r}), {aa.PARSER!r}
+spec = {{"process": {{"args": ["true"]}}}}
+plan = modifiers_for(Selection("enforce", "web"), config, JsonLog.of(config, "runtime"), (False, None), spec)
+print(len(plan.modifiers), sorted(m for m in ("subprocess", "dataclasses", "pyseccomp") if m in sys.modules))
+"""
+    for enabled, count in ((tmp_path / "missing", 1), (kernel / "enabled", 2)):
+        out = subprocess.run([sys.executable, "-c", code, str(enabled)], capture_output=True, text=True, check=True)
+        assert out.stdout.split("\n")[0] == f"{count} []", out
+    assert len(calls(kernel)) == 1
+    assert events(kernel / "log")[-1] == "AppArmor profile in place"
