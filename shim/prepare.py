@@ -181,12 +181,13 @@ def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[boo
     if selection.mode == "complain":
         try:
             seccomp = enforceable_seccomp(selection.profile, config, spec_filter, no_new_privileges(spec), "complain")
-            plan = Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.profile, "complain", config, log, spec)],
-                        replaces_filter=True)
         except Incompatible:
             raise
         except Unenforceable as exc:
             log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
+        else:
+            plan = Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.profile, "complain", config, log, spec)],
+                        replaces_filter=True)
     start_tracer_early(config)
     return plan
 
