@@ -136,3 +136,18 @@ def apply(spec: Spec, modifiers: list[Modifier]) -> Spec:
     for modify in modifiers:
         spec = modify(spec)
     return spec
+
+
+def set_apparmor(label: str | None) -> Modifier:
+    """Set process.apparmorProfile to `label` (the profile's AppArmor label, perhaps stacked on the spec's
+    own); None removes it (the container then runs under whatever label the runtime itself has)."""
+    def modify(spec: Spec) -> Spec:
+        if spec.get("process", {}).get("apparmorProfile") == label:
+            return spec
+        out, process = _with_section(spec, "process")
+        if label is None:
+            process.pop("apparmorProfile", None)
+        else:
+            process["apparmorProfile"] = label
+        return out
+    return modify

@@ -25,6 +25,7 @@ from syscage.shim.modifiers import (
     apply,
     drop_syscage_hooks,
     ensure_filter_load,
+    set_apparmor,
     set_seccomp,
 )
 from syscage.shim.relay import PrestartRelay, open_relay, run_with_relay
@@ -168,7 +169,8 @@ def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[boo
     from syscage.oci import no_new_privileges
 
     known, own_filter = own
-    back = [set_seccomp(own_filter)] if known else []
+    # ...and any mode that does not confine by a profile takes off the AppArmor label an earlier one left.
+    back = [*([set_seccomp(own_filter)] if known else []), *apparmor_modifiers(None, selection.mode, config, log, spec)]
     spec_filter = own_filter if known else current_filter(spec)
     if selection.mode == "off":
         return Plan(back, restores_own=known)
@@ -176,22 +178,25 @@ def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[boo
     if selection.mode == "enforce":
         try:
             seccomp = enforceable_seccomp(selection.profile, config, spec_filter, no_new_privileges(spec))
-            return Plan([set_seccomp(seccomp)], replaces_filter=True)
         except Unenforceable as exc:
             if config.on_missing_profile != "allow":
                 raise
             log.warning("running UNCONFINED by the profile (the spec's own filter, if any, still applies): "
                         "enforce.on_missing_profile = allow", reason=str(exc))
             return Plan(back, restores_own=known)
+        return Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.profile, "enforce", config, log, spec)],
+                    replaces_filter=True)
     plan = Plan([*back, ensure_filter_load], restores_own=known)  # learn, or complain with nothing to use yet
     if selection.mode == "complain":
         try:
             seccomp = enforceable_seccomp(selection.profile, config, spec_filter, no_new_privileges(spec), "complain")
-            plan = Plan([set_seccomp(seccomp)], replaces_filter=True)
         except Incompatible:
             raise
         except Unenforceable as exc:
             log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
+        else:
+            plan = Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.profile, "complain", config, log, spec)],
+                        replaces_filter=True)
     start_tracer_early(config)
     return plan
 
@@ -312,6 +317,49 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
         return compose(spec_filter, allowed, deny, profile["arch"])
     except CannotCompose as exc:
         raise Incompatible(f"{mode}: profile {name}: {exc.what}", exc.hint) from None
+
+
+def apparmor_modifiers(name: str | None, mode: str, config: Config, log: Any, spec: dict[str, Any]) -> list[Modifier]:
+    """The AppArmor part of a plan (apparmor.mode: auto, required or off; see syscage.apparmor_load).
+
+    name: the profile confining the container in `mode` (enforce or complain); None when nothing confines it
+    by a profile (learn, off, no usable profile), when only the label an earlier enforce of a reused bundle
+    left (`syscage-*`) is taken off. With a name, the profile's AppArmor profile is loaded if it changed and
+    named in process.apparmorProfile, stacked on the spec's own (never looser than the spec); on a kernel
+    without AppArmor, `auto` says so in the log and leaves seccomp alone to confine, `required` refuses."""
+    if config.apparmor_mode == "off":
+        return []
+    from syscage import apparmor_load as aa
+
+    process = spec.get("process")
+    current = process.get("apparmorProfile") if isinstance(process, dict) else None
+    own = aa.own_label(current)
+    keep_own = [] if own == (current or None) else [set_apparmor(own)]
+    if name is None:
+        return keep_own
+    required = config.apparmor_mode == "required"
+    why = aa.available()
+    if why is None:
+        from syscage.apparmor import render
+        from syscage.store import ProfileStore
+
+        label = aa.label_for(name, mode)
+        try:
+            text = aa.for_mode(render(usable_profile(ProfileStore.of(config), name, config)), name, mode)
+            done = aa.ensure_loaded(text, label, mode, config.run_dir)
+        except aa.ParserMissing as exc:
+            if required:
+                raise
+            why = exc.what
+        else:
+            log.info("AppArmor profile in place", apparmor_profile=label, apparmor_loaded=done.loaded,
+                     seconds=round(done.seconds, 4))
+            return [set_apparmor(aa.stacked(label, own))]
+    if required:
+        raise SyscageError(f"{mode}: apparmor.mode = required, but {why}",
+                           'run it on a kernel with AppArmor, or set apparmor.mode = "auto" in the config')
+    log.info("no AppArmor here: the container is confined by seccomp only (apparmor.mode = auto)", reason=why)
+    return keep_own
 
 
 def usable_profile(store: Any, name: str, config: Config) -> dict[str, Any]:

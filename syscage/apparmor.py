@@ -43,7 +43,6 @@ variable, quote, comment or rule separator. Run ids in comments are escaped the 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -144,6 +143,8 @@ def check(text: str, parser: str = PARSER, features: Path = FEATURES) -> None:
     # A rule the features cannot enforce is dropped with a warning, which must be an error here (a deny
     # rule silently gone would leave the container less confined); --Werror needs the --warn too. A rule
     # "downgraded to a lesser but still enforcing rule" (`network,` without af_unix mediation) is fine.
+    import subprocess  # here: enforce renders on a container's start path, and loads only when it changed
+
     argv = [parser, "-Q", "-K", "-M", str(features), "--warn=rule-not-enforced", "--Werror=rule-not-enforced",
             "--abort-on-error"]
     try:

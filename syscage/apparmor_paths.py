@@ -32,11 +32,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Container
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, order=True)
-class Glob:
+# A NamedTuple, not a dataclass: enforce renders on a container's start path, where importing dataclasses
+# (and inspect) would cost ~10-30 ms.
+class Glob(NamedTuple):
     """A pattern part of a rendered path: AppArmor glob text defined here, never derived from input."""
 
     text: str

@@ -36,6 +36,7 @@ class Config(NamedTuple):
     hook_path: Path = Path("/usr/local/bin/syscage-hook")
     hook_timeout: int = 60
     on_missing_profile: str = "fail"
+    apparmor_mode: str = "auto"
     source: Path | None = None
 
     @property
@@ -72,12 +73,14 @@ _KEYS: dict[tuple[str, str], tuple[str, Any]] = {
     ("runtime", "hook_path"): ("hook_path", Path),
     ("runtime", "hook_timeout"): ("hook_timeout", int),
     ("enforce", "on_missing_profile"): ("on_missing_profile", str),
+    ("apparmor", "mode"): ("apparmor_mode", str),
 }
 
 _CHOICES = {
     "log_level": ("debug", "info", "warning", "error"),
     "on_tracer_error": ("run", "fail"),
     "on_missing_profile": ("fail", "allow"),
+    "apparmor_mode": ("auto", "required", "off"),
 }
 
 

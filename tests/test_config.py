@@ -46,6 +46,7 @@ def test_missing_named_file_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_pat
     ("[tracer]\nbogus = 1\n", "unknown key tracer.bogus"),
     ('[seccomp]\nerrno = "ENOTANERRNO"\n', "unknown errno"),
     ('[enforce]\non_missing_profile = "maybe"\n', "use one of fail, allow"),
+    ('[apparmor]\nmode = "on"\n', "use one of auto, required, off"),
     ("paths = 3\n", "must be a table"),
     ('[seccomp]\nalways_allow = "exit_group"\n', "list of syscall names"),
     ('[seccomp]\nalways_allow = ["exit_group", "../x"]\n', "list of syscall names"),
