@@ -10,8 +10,10 @@ from syscage.errors import SyscageError
 from syscage.names import (
     ANNOTATION_MODE,
     ANNOTATION_PROFILE,
-    K8S_NAMESPACE,
+    K8S_NAMESPACE_KEYS,
+    LEARNING_MODES,
     default_profile_name,
+    kubernetes_identity,
     parse_mode,
     validate_profile_name,
 )
@@ -89,15 +91,22 @@ def select(container_id: str, annotations: dict[str, str]) -> Selection:
     mode = parse_mode(annotations.get(ANNOTATION_MODE))
     if mode == "off":
         return Selection("off", None)
+    k8s = kubernetes_identity(annotations, container_id)
+    learning = mode in LEARNING_MODES
+    if learning and k8s.kubernetes and k8s.namespace is None:
+        # Kubernetes, but not from a runtime we know: we cannot tell which namespace's profiles it may touch.
+        raise SyscageError(f"container {container_id[:64]!r} has io.kubernetes.* annotations but none of "
+                           f"{', '.join(K8S_NAMESPACE_KEYS)}, so its namespace is unknown",
+                           f"it may not learn (io.syscage.mode={mode}); run it under containerd's CRI or CRI-O")
     named = annotations.get(ANNOTATION_PROFILE)
     if named is not None:
         name = validate_profile_name(named)
-        namespace = annotations.get(K8S_NAMESPACE)
+        namespace = k8s.namespace
         # A pod may only learn into its own namespace's profiles: learning into another team's
         # profile would widen what that team's containers are allowed to do.
-        if mode in ("learn", "complain") and namespace and not name.startswith(f"k8s.{namespace}."):
-            raise SyscageError(f"profile {name} is outside namespace {namespace[:63]}",
-                               f"a Kubernetes container can learn only into profiles named k8s.{namespace[:63]}.*")
+        if learning and namespace and not name.startswith(f"k8s.{namespace}."):
+            raise SyscageError(f"profile {name} is outside namespace {namespace}",
+                               f"a Kubernetes container can learn only into profiles named k8s.{namespace}.*")
         return Selection(mode, name)
     return Selection(mode, default_profile_name(container_id, annotations), profile_defaulted=True)
 
