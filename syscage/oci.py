@@ -39,16 +39,23 @@ class Selection(NamedTuple):
     profile_defaulted: bool = False
 
 
+def load_json_doc(raw: bytes | str, what: str, hint: str) -> Any:
+    """json.loads for untrusted documents: anything that is not JSON, including nesting too deep for the
+    parser (a RecursionError), raises one SyscageError naming `what`."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SyscageError(f"{what} is not valid JSON ({exc})", hint) from None
+    except RecursionError:
+        raise SyscageError(f"{what} is nested too deeply to be parsed", hint) from None
+
+
 def parse_hook_state(raw: bytes) -> HookState:
     if len(raw) > MAX_STATE_BYTES:
         raise SyscageError(f"hook state on stdin is {len(raw)} bytes", "a runtime sends a small JSON object")
     if not raw.strip():
         raise SyscageError("no hook state on stdin", "syscage-hook must be run by an OCI runtime as a hook")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SyscageError(f"hook state on stdin is not valid JSON ({exc})",
-                           "syscage-hook must be run by an OCI runtime as a hook") from None
+    doc = load_json_doc(raw, "hook state on stdin", "syscage-hook must be run by an OCI runtime as a hook")
     if not isinstance(doc, dict):
         raise SyscageError("hook state on stdin is not a JSON object", "expected the OCI state object")
     cid = doc.get("id")
@@ -70,13 +77,12 @@ def parse_hook_state(raw: bytes) -> HookState:
 def load_spec(bundle: Path) -> dict[str, Any]:
     path = bundle / "config.json"
     try:
-        spec = json.loads(path.read_bytes())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SyscageError(f"no config.json in bundle {bundle}", "is the bundle path right?") from None
     except OSError as exc:
         raise SyscageError(f"cannot read {path}: {exc}", "check the bundle's permissions") from None
-    except ValueError as exc:
-        raise SyscageError(f"{path} is not valid JSON ({exc})", "fix the bundle's config.json") from None
+    spec = load_json_doc(raw, str(path), "fix the bundle's config.json")
     if not isinstance(spec, dict):
         raise SyscageError(f"{path} is not a JSON object", "fix the bundle's config.json")
     return spec
