@@ -22,29 +22,56 @@ Only the standard library: this runs on every runtime call, including the passth
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 
 class Unparsable(Exception):
     """A create/run command line syscage cannot read the way the runtime would (an unknown option)."""
 
 
-class CreateCall(NamedTuple):
+class _Record(tuple):
+    """A named tuple without importing typing or collections (the passthrough path pays for every import)."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __new__(cls, *values: object) -> _Record:
+        if len(values) != len(cls._fields):
+            raise TypeError(f"{cls.__name__} takes {len(cls._fields)} values")
+        return tuple.__new__(cls, values)
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            return self[self._fields.index(name)]
+        except ValueError:
+            raise AttributeError(name) from None
+
+
+class CreateCall(_Record):
+    """container_id; bundle: absolute, with symbolic links resolved as the runtime's chdir resolves them;
+    config: absolute path of the spec the runtime reads."""
+
+    __slots__ = ()
+    _fields = ("container_id", "bundle", "config")
     container_id: str
-    bundle: str  # absolute, with symbolic links resolved as the runtime's chdir resolves them
-    config: str  # absolute path of the spec the runtime reads
+    bundle: str
+    config: str
 
 
-class _Options(NamedTuple):
-    values: frozenset[str]  # options that take a value (long and short names alike)
-    flags: frozenset[str]  # options that take none
-    pairs: tuple[tuple[str, str], ...]  # (long, short) names of one option
-    stop: frozenset[str] = frozenset()  # options after which the runtime prints something and stops
+class _Options(_Record):
+    """values: options that take a value (long and short names alike); flags: options that take none;
+    pairs: (long, short) names of one option; stop: options after which the runtime prints and stops."""
+
+    __slots__ = ()
+    _fields = ("values", "flags", "pairs", "stop")
+    values: frozenset[str]
+    flags: frozenset[str]
+    pairs: tuple[tuple[str, ...], ...]
+    stop: frozenset[str]
 
 
 def _options(values: str, flags: str, pairs: str = "", stop: str = "") -> _Options:
     return _Options(frozenset(values.split()), frozenset(flags.split()),
-                    tuple(tuple(p.split("/")) for p in pairs.split()), frozenset(stop.split()))  # type: ignore[misc]
+                    tuple(tuple(p.split("/")) for p in pairs.split()), frozenset(stop.split()))
 
 
 # runc 1.1 (and 1.2's --pidfd-socket); urfave adds help/h to every command and to the global set.
@@ -53,8 +80,9 @@ _RUNC_GLOBAL = _options("log log-format root criu rootless", "debug systemd-cgro
 _RUNC_CREATE = _options("bundle b console-socket pid-file preserve-fds pidfd-socket", "no-pivot no-new-keyring help h",
                         "bundle/b help/h", "help h")
 _RUNC_COMMANDS = {"create": _RUNC_CREATE,
-                  "run": _RUNC_CREATE._replace(flags=_RUNC_CREATE.flags | {"detach", "d", "keep", "no-subreaper"},
-                                               pairs=(*_RUNC_CREATE.pairs, ("detach", "d")))}
+                  "run": _options("bundle b console-socket pid-file preserve-fds pidfd-socket",
+                                  "no-pivot no-new-keyring help h detach d keep no-subreaper",
+                                  "bundle/b help/h detach/d", "help h")}
 # crun 1.8 (and later's --log-level); argp adds --help/-?, --usage and the hidden --program-name, --HANG.
 _ARGP = ("program-name", "help ? usage HANG")
 _CRUN_GLOBAL = _options(f"cgroup-manager log log-format log-level root rootless {_ARGP[0]}",
@@ -62,7 +90,8 @@ _CRUN_GLOBAL = _options(f"cgroup-manager log log-format log-level root rootless 
 _CRUN_CREATE = _options(f"bundle b config f console-socket preserve-fds pid-file {_ARGP[0]}",
                         f"no-pivot no-subreaper no-new-keyring {_ARGP[1]}", stop="help ? usage")
 _CRUN_COMMANDS = {"create": _CRUN_CREATE,
-                  "run": _CRUN_CREATE._replace(flags=_CRUN_CREATE.flags | {"detach", "d"})}
+                  "run": _options(f"bundle b config f console-socket preserve-fds pid-file {_ARGP[0]}",
+                                  f"no-pivot no-subreaper no-new-keyring detach d {_ARGP[1]}", stop="help ? usage")}
 _CRUN_SHORT = {"b": "bundle", "f": "config", "d": "detach"}
 
 
@@ -203,10 +232,15 @@ def _unknown(arg: str) -> None:
 # ------------------------------------------------------------------------------------------- callers
 
 
-class Invocation(NamedTuple):
-    subcommand: str | None  # None: there is none, or the runtime stops before one (--help, an error)
-    index: int  # of the subcommand in args, -1 without one
-    options: dict[str, str]  # global options by long name, the last one given
+class Invocation(_Record):
+    """subcommand: None when there is none or the runtime stops before one (--help, an error); index: of
+    the subcommand in args, -1 without one; options: global options by long name, the last one given."""
+
+    __slots__ = ()
+    _fields = ("subcommand", "index", "options")
+    subcommand: str | None
+    index: int
+    options: dict[str, str]
 
 
 def parse_global(args: list[str], runtime_dialect: str = "runc") -> Invocation:
