@@ -16,13 +16,20 @@ from syscage.shim import fastconfig
 TABLES = {"runtime": ["path", "hook_path"], "paths": ["run_dir", "store"], "tracer": ["idle_timeout"]}
 
 
-def spellings(name: str) -> st.SearchStrategy[str]:
-    return st.sampled_from([name, f'"{name}"', f"'{name}'", f'"{name[0]}\\u00{ord(name[1]):02x}{name[2:]}"'])
+def spelled(name: str) -> list[str]:
+    return [name, f'"{name}"', f"'{name}'", f'"{name[0]}\\u00{ord(name[1]):02x}{name[2:]}"']
 
 
-def headers(table: str) -> st.SearchStrategy[str]:
-    return st.builds(lambda s, a, b: f"[{a}{s}{b}]", spellings(table), st.sampled_from(["", " ", "\t"]),
-                     st.sampled_from(["", " "]))
+NAMES = sorted({*TABLES, *(k for keys in TABLES.values() for k in keys)})
+SPELLINGS = {name: st.sampled_from(spelled(name)) for name in NAMES}  # built once: strategies are not free
+HEADERS = {table: st.sampled_from([f"[{a}{s}{b}]" for s in spelled(table) for a in ("", " ", "\t") for b in ("", " ")])
+           for table in TABLES}
+KINDS = st.sampled_from(["header", "key", "dotted", "inline", "comment", "blank", "junk"])
+TABLE_AND_KEY = st.sampled_from([(t, k) for t, keys in TABLES.items() for k in keys])
+COMMENTS = st.sampled_from(["# [runtime]", "#path = '/x'", "  # runtime.path = \"/x\""])
+JUNK = st.sampled_from(["= x", "[runtime", "path = ", "[[runtime]]", "runtime.path.x = 1"])
+DOTS = st.sampled_from([".", " . "])
+TRAILERS = st.sampled_from(["", " # c"])
 
 
 values = st.sampled_from([
@@ -36,25 +43,23 @@ values = st.sampled_from([
 def documents(draw: st.DrawFn) -> str:
     lines: list[str] = []
     for _ in range(draw(st.integers(0, 6))):
-        kind = draw(st.sampled_from(["header", "key", "dotted", "inline", "comment", "blank", "junk"]))
-        table = draw(st.sampled_from(sorted(TABLES)))
-        key = draw(st.sampled_from(TABLES[table]))
+        kind = draw(KINDS)
+        table, key = draw(TABLE_AND_KEY)
         if kind == "header":
-            lines.append(draw(headers(table)) + draw(st.sampled_from(["", " # c"])))
+            lines.append(draw(HEADERS[table]) + draw(TRAILERS))
         elif kind == "key":
-            lines.append(f"{draw(spellings(key))} = {draw(values)}")
+            lines.append(f"{draw(SPELLINGS[key])} = {draw(values)}")
         elif kind == "dotted":
-            dot = draw(st.sampled_from([".", " . "]))
-            lines.append(f"{draw(spellings(table))}{dot}{draw(spellings(key))} = {draw(values)}")
+            lines.append(f"{draw(SPELLINGS[table])}{draw(DOTS)}{draw(SPELLINGS[key])} = {draw(values)}")
         elif kind == "inline":
-            lines.append(f"{draw(spellings(table))} = {{ {draw(spellings(key))} = {draw(values)} }}")
+            lines.append(f"{draw(SPELLINGS[table])} = {{ {draw(SPELLINGS[key])} = {draw(values)} }}")
         elif kind == "comment":
-            lines.append(draw(st.sampled_from(["# [runtime]", "#path = '/x'", "  # runtime.path = \"/x\""])))
+            lines.append(draw(COMMENTS))
         elif kind == "blank":
             lines.append("")
         else:
-            lines.append(draw(st.sampled_from(["= x", "[runtime", "path = ", "[[runtime]]", "runtime.path.x = 1"])))
-    return "\n".join(lines) + draw(st.sampled_from(["", "\n"]))
+            lines.append(draw(JUNK))
+    return "\n".join(lines) + draw(TRAILERS.map(lambda t: "\n" if t else ""))
 
 
 def expected(text: str) -> dict[tuple[str, str], str] | None:

@@ -21,10 +21,12 @@ from syscage.config import Config
 from syscage.errors import SyscageError
 from syscage.profile import new_profile
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-2, 200), st.text(max_size=6), st.floats(allow_nan=False))
+# Few draws per value (sampled_from rather than text or integers): hypothesis' own cost is per draw.
+scalars = st.sampled_from([None, True, False, 0, 1, -1, 250, 1.5, 1e300, "", "x", "seccomp", "a\nb", "{}", "%s"])
+keys = st.sampled_from(["", "x", "runs", "name", "syscalls", "complete", "problems", "updated", "container_id"])
 json_values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                            st.dictionaries(st.text(max_size=5), inner, max_size=3)),
-                           max_leaves=6)
+                                                            st.dictionaries(keys, inner, max_size=3)),
+                           max_leaves=5)
 
 
 def base_profile() -> dict[str, Any]:
@@ -50,23 +52,29 @@ def paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
     return found
 
 
+ONE_IN_TEN, CHANGES = st.integers(0, 9), st.integers(1, 3)
+ACTIONS = st.sampled_from(["replace", "replace", "remove", "add"])
+KEYS = keys
+
+
 @st.composite
 def profiles(draw: st.DrawFn) -> Any:
-    if draw(st.integers(0, 9)) == 0:
+    if draw(ONE_IN_TEN) == 0:
         return draw(json_values)
     doc = base_profile()
-    for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from(paths(doc)[1:]))
+    for _ in range(draw(CHANGES)):
+        places = paths(doc)[1:]
+        where = places[draw(st.integers(0, len(places) - 1))]
         parent = doc
         for step in where[:-1]:
             parent = parent[step]
-        action = draw(st.sampled_from(["replace", "replace", "remove", "add"]))
+        action = draw(ACTIONS)
         if action == "replace":
             parent[where[-1]] = draw(json_values)
         elif action == "remove":
             del parent[where[-1]]
         elif isinstance(parent, dict):
-            parent[draw(st.text(max_size=5))] = draw(json_values)
+            parent[draw(KEYS)] = draw(json_values)
         else:
             parent.append(draw(json_values))
     return doc
