@@ -42,7 +42,7 @@ def watch_prepared(argument: str, raw_state: bytes) -> bool:
         pid, container_id, path = state["pid"], state["id"], prepared["socket"]
         message = {"op": "watch", "container_id": container_id, "pid": pid, "via": "prepared hook",
                    "key": watch_key(prepared.get("nonce"), state.get("bundle")), **{k: prepared[k] for k in FIELDS}}
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return False
     notes = state.get("annotations")
     notes = notes if isinstance(notes, dict) else {}

@@ -48,14 +48,14 @@ def _from_cache(body: str | None) -> dict[tuple[str, str], str] | None:
 
 def _parse(path: str, raw: bytes) -> dict[tuple[str, str], str] | None:
     """The values, or None (after a warning) for a config that cannot be parsed: that is never cached."""
+    # Always the real parser (its result is cached): a shortcut on the raw text such as "no `[runtime]`
+    # in it, so defaults" misread valid TOML (`[ runtime ]`, `runtime.path = ...`, quoted keys).
     values = dict(DEFAULTS)
-    if not any(f"[{table}]".encode() in raw for table, _ in DEFAULTS):
-        return values
     try:
         import tomli
 
         doc = tomli.loads(raw.decode())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         sys.stderr.write(f"syscage: warning: cannot parse {path}; using defaults for the runtime path\n")
         return None
     for (table, key), default in DEFAULTS.items():

@@ -29,7 +29,7 @@ def recall(bundle: str, spec: dict[str, Any]) -> tuple[bool, dict[str, Any] | No
     try:
         with open(os.path.join(bundle, OWN_FILTER_FILE), "rb") as f:
             doc = json.loads(f.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # a bundle's file is untrusted
         return False, None
     if not isinstance(doc, dict) or "own" not in doc or doc.get("written") != _current(spec):
         return False, None

@@ -15,7 +15,7 @@ from syscage.config import Config, load_config
 from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
 from syscage.names import ANNOTATION_MODE, LEARNING_MODES
-from syscage.oci import Selection, select, spec_annotations
+from syscage.oci import Selection, load_json_doc, select, spec_annotations
 from syscage.shim import ownfilter
 from syscage.shim.modifiers import (
     HOOK_PHASES,
@@ -61,7 +61,7 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
     annotated = ANNOTATION_MODE.encode() in raw
     try:
         config = load_config()
-        spec = json.loads(raw)
+        spec = load_json_doc(raw, f"{bundle}/config.json", "fix the bundle")
         if not isinstance(spec, dict):
             raise SyscageError(f"{bundle}/config.json is not a JSON object", "fix the bundle")
         selection = select(cid, spec_annotations(spec, cid))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_operand, find_subcommand
+from syscage.shim.argv import Unparsable, dialect, find_operand, parse_create, parse_global
 from syscage.shim.fastconfig import read_keys
 from syscage.shim.guard import LOOP_GUARD, exec_runtime
 from syscage.shim.markers import container_exists, marker_path, remove_marker
@@ -31,11 +31,20 @@ def main() -> None:
         sys.exit(1)
     keys = read_keys()
     runtime = keys[("runtime", "path")]
-    sub, index = find_subcommand(args)
-    if sub in ("create", "run"):
-        bundle = find_bundle(args, index)
-        container_id = find_container_id(args, index)
-        root = find_global_option(args, "root")
+    flavour = dialect(runtime)
+    try:
+        sub, index, options = parse_global(args, flavour)
+        call = parse_create(args, index, flavour) if sub in ("create", "run") else None
+    except Unparsable as exc:
+        if not {"create", "run"} & set(args):
+            sub, index, options, call = None, -1, {}, None  # the runtime reports it
+        else:  # what we cannot read must not run unchecked
+            sys.stderr.write(f"syscage-runtime: error: {exc} in a command line that may create a container; "
+                             "syscage cannot tell which bundle the runtime would use\n")
+            sys.exit(1)
+    if call is not None:
+        container_id = call.container_id
+        root = options.get("root")
         marker = marker_path(keys[("paths", "run_dir")], root, container_id)
         if marker and container_id:
             exists = container_exists(runtime, root, container_id)
@@ -46,15 +55,19 @@ def main() -> None:
         if sub == "run":
             marker = None  # `run` deletes the container itself: its poststop hook records the run
         try:
-            with open(os.path.join(bundle, "config.json"), "rb") as f:
+            with open(call.config, "rb") as f:
                 raw = f.read()
         except OSError:
             raw = b""  # let the runtime report the missing bundle in its own words
         if any(tag in raw for tag in SLOW_PATH_TAGS):
+            if call.config != os.path.join(call.bundle, "config.json"):
+                sys.stderr.write(f"syscage-runtime: error: container {container_id}: its spec {call.config} is not "
+                                 "the bundle's config.json; syscage prepares only BUNDLE/config.json (drop --config)\n")
+                sys.exit(1)
             from syscage.shim.prepare import prepare_bundle
 
-            prepared = prepare_bundle(bundle, raw, container_id, find_global_option(args, "log"),
-                                      find_global_option(args, "log-format"), marker, root)
+            prepared = prepare_bundle(call.bundle, raw, container_id, options.get("log"), options.get("log-format"),
+                                      marker, root)
             if prepared.code:
                 sys.exit(prepared.code)
             if prepared.serve is not None:
@@ -68,7 +81,7 @@ def main() -> None:
                 exit_like(code)
     elif sub == "delete":
         container_id = find_operand(args, index)
-        root = find_global_option(args, "root")
+        root = options.get("root")
         marker = marker_path(keys[("paths", "run_dir")], root, container_id)
         if marker and container_id and os.path.exists(marker):
             if container_exists(runtime, root, container_id) is not False:

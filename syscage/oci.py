@@ -10,8 +10,10 @@ from syscage.errors import SyscageError
 from syscage.names import (
     ANNOTATION_MODE,
     ANNOTATION_PROFILE,
-    K8S_NAMESPACE,
+    K8S_NAMESPACE_KEYS,
+    LEARNING_MODES,
     default_profile_name,
+    kubernetes_identity,
     parse_mode,
     validate_profile_name,
 )
@@ -37,16 +39,23 @@ class Selection(NamedTuple):
     profile_defaulted: bool = False
 
 
+def load_json_doc(raw: bytes | str, what: str, hint: str) -> Any:
+    """json.loads for untrusted documents: anything that is not JSON, including nesting too deep for the
+    parser (a RecursionError), raises one SyscageError naming `what`."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SyscageError(f"{what} is not valid JSON ({exc})", hint) from None
+    except RecursionError:
+        raise SyscageError(f"{what} is nested too deeply to be parsed", hint) from None
+
+
 def parse_hook_state(raw: bytes) -> HookState:
     if len(raw) > MAX_STATE_BYTES:
         raise SyscageError(f"hook state on stdin is {len(raw)} bytes", "a runtime sends a small JSON object")
     if not raw.strip():
         raise SyscageError("no hook state on stdin", "syscage-hook must be run by an OCI runtime as a hook")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SyscageError(f"hook state on stdin is not valid JSON ({exc})",
-                           "syscage-hook must be run by an OCI runtime as a hook") from None
+    doc = load_json_doc(raw, "hook state on stdin", "syscage-hook must be run by an OCI runtime as a hook")
     if not isinstance(doc, dict):
         raise SyscageError("hook state on stdin is not a JSON object", "expected the OCI state object")
     cid = doc.get("id")
@@ -68,13 +77,12 @@ def parse_hook_state(raw: bytes) -> HookState:
 def load_spec(bundle: Path) -> dict[str, Any]:
     path = bundle / "config.json"
     try:
-        spec = json.loads(path.read_bytes())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise SyscageError(f"no config.json in bundle {bundle}", "is the bundle path right?") from None
     except OSError as exc:
         raise SyscageError(f"cannot read {path}: {exc}", "check the bundle's permissions") from None
-    except ValueError as exc:
-        raise SyscageError(f"{path} is not valid JSON ({exc})", "fix the bundle's config.json") from None
+    spec = load_json_doc(raw, str(path), "fix the bundle's config.json")
     if not isinstance(spec, dict):
         raise SyscageError(f"{path} is not a JSON object", "fix the bundle's config.json")
     return spec
@@ -89,15 +97,22 @@ def select(container_id: str, annotations: dict[str, str]) -> Selection:
     mode = parse_mode(annotations.get(ANNOTATION_MODE))
     if mode == "off":
         return Selection("off", None)
+    k8s = kubernetes_identity(annotations, container_id)
+    learning = mode in LEARNING_MODES
+    if learning and k8s.kubernetes and k8s.namespace is None:
+        # Kubernetes, but not from a runtime we know: we cannot tell which namespace's profiles it may touch.
+        raise SyscageError(f"container {container_id[:64]!r} has io.kubernetes.* annotations but none of "
+                           f"{', '.join(K8S_NAMESPACE_KEYS)}, so its namespace is unknown",
+                           f"it may not learn (io.syscage.mode={mode}); run it under containerd's CRI or CRI-O")
     named = annotations.get(ANNOTATION_PROFILE)
     if named is not None:
         name = validate_profile_name(named)
-        namespace = annotations.get(K8S_NAMESPACE)
+        namespace = k8s.namespace
         # A pod may only learn into its own namespace's profiles: learning into another team's
         # profile would widen what that team's containers are allowed to do.
-        if mode in ("learn", "complain") and namespace and not name.startswith(f"k8s.{namespace}."):
-            raise SyscageError(f"profile {name} is outside namespace {namespace[:63]}",
-                               f"a Kubernetes container can learn only into profiles named k8s.{namespace[:63]}.*")
+        if learning and namespace and not name.startswith(f"k8s.{namespace}."):
+            raise SyscageError(f"profile {name} is outside namespace {namespace}",
+                               f"a Kubernetes container can learn only into profiles named k8s.{namespace}.*")
         return Selection(mode, name)
     return Selection(mode, default_profile_name(container_id, annotations), profile_defaulted=True)
 

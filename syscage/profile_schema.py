@@ -12,6 +12,9 @@ from syscage.errors import SyscageError
 
 SCHEMA_VERSION = 1
 KIND = "syscage-profile"
+# The fields of a run record that readers use (`syscage show` prints them all).
+RUN_FIELDS = (("container_id", str), ("stopped", str), ("cutover", str), ("syscall_count", int),
+              ("complete", bool), ("problems", list))
 
 
 def check_profile(doc: object, name: str) -> dict[str, Any]:
@@ -45,6 +48,15 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
         raise bad("'incomplete_reasons' holds something other than text")
     if not all(isinstance(r, dict) for r in doc["runs"]):
         raise bad("'runs' holds something other than run records")
+    for index, run in enumerate(doc["runs"]):
+        for key, kind in RUN_FIELDS:
+            value = run.get(key)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise bad(f"run record {index} has no valid '{key}'")
+        if not all(isinstance(p, str) for p in run["problems"]):
+            raise bad(f"run record {index} has a problem that is not text")
+    if not isinstance(doc.get("updated"), str):
+        raise bad("'updated' is missing or not a str")
     for counter in ("revision", "runs_total"):
         if not isinstance(doc.get(counter, 0), int) or isinstance(doc.get(counter, 0), bool):
             raise bad(f"'{counter}' is not a number")

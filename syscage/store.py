@@ -96,7 +96,7 @@ class ProfileStore:
             raise SyscageError(f"cannot read profile {name}: {exc}", f"check {path}") from None
         try:
             doc = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise SyscageError(f"profile {name} is corrupt: {path} is not valid JSON ({exc})",
                                "restore it, or remove the profile and learn again") from None
         return check_profile(doc, name)

@@ -78,3 +78,17 @@ def test_unwritable_cache_dir_still_reads(config: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(configcache, "CACHE_DIR", str(blocker / "cache"))  # a path under a file: no cache
     assert fastconfig.read_keys()[RUNTIME] == "/opt/runc"
     assert fastconfig.read_keys()[RUNTIME] == "/opt/runc"
+
+
+@pytest.mark.parametrize("text", [
+    '[ runtime ]\npath = "/usr/bin/crun"\n',
+    'runtime.path = "/usr/bin/crun"\n',
+    '"runtime".path = "/usr/bin/crun"\n',
+    "[ 'runtime' ]\n'path' = '/usr/bin/crun'  # a literal string\n",
+    'runtime = { path = "/usr/bin/crun" }\n',
+    '[\truntime\t]\n"p\\u0061th" = """/usr/bin/crun"""\n',
+])
+def test_every_spelling_of_the_runtime_key_is_read(config: Path, text: str) -> None:
+    """Valid TOML that a look at the raw text misses: the real parser reads it (it was runc, silently)."""
+    config.write_text(text)
+    assert fastconfig.read_keys()[RUNTIME] == "/usr/bin/crun"

@@ -27,6 +27,8 @@ SPECS = ["runc-spec.json", "containerd-spec.json"]
     (["--log", "run", "state", "ID"], "state", None, None),
     (["--version"], None, None, None),
     (["create", "--pidfd-socket", "/s", "--bundle", "/b", "ID"], "create", "/b", "ID"),
+    (["create", "ID", "--bundle", "/b"], "create", "/b", "ID"),  # runc takes options after the id too
+    (["create", "-b", "/b1", "ID", "-b", "/b2"], "create", "/b2", "ID"),  # the last one wins
 ])
 def test_subcommand_and_bundle(argv: list[str], sub: str | None, bundle: str | None, cid: str | None) -> None:
     found, index = find_subcommand(argv)
