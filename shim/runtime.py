@@ -36,12 +36,12 @@ def main() -> None:
         sub, index, options = parse_global(args, flavour)
         call = parse_create(args, index, flavour) if sub in ("create", "run") else None
     except Unparsable as exc:
-        if not {"create", "run"} & set(args):
-            sub, index, options, call = None, -1, {}, None  # the runtime reports it
-        else:  # what we cannot read must not run unchecked
+        if {"create", "run"} & set(args) and any(_tagged(path) for path in _candidate_specs(args)):
+            # A command line we cannot read, and a bundle it may name that asks for syscage: never run unchecked.
             sys.stderr.write(f"syscage-runtime: error: {exc} in a command line that may create a container; "
                              "syscage cannot tell which bundle the runtime would use\n")
             sys.exit(1)
+        sub, index, options, call = None, -1, {}, None  # nothing of syscage's: the runtime reports it (or runs it)
     if call is not None:
         container_id = call.container_id
         root = options.get("root")
@@ -92,6 +92,28 @@ def main() -> None:
             remove_marker(marker)  # no such container: a stale marker, nothing to record
     exec_runtime(runtime, args)
     sys.exit(127)
+
+
+def _candidate_specs(args: list[str]) -> list[str]:
+    """Every spec an unreadable command line could make the runtime use: the working directory's, and that
+    of any argument (or --opt=value) that is a directory, or a file itself (crun's --config)."""
+    found = [os.path.join(os.getcwd(), "config.json")]
+    for arg in args:
+        for value in (arg, arg.split("=", 1)[-1]):
+            if os.path.isdir(value):
+                found.append(os.path.join(value, "config.json"))
+            elif os.path.isfile(value):
+                found.append(value)
+    return found
+
+
+def _tagged(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return False
+    return any(tag in raw for tag in SLOW_PATH_TAGS)
 
 
 if __name__ == "__main__":

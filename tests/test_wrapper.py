@@ -167,3 +167,34 @@ def test_stale_syscage_hooks_are_dropped(spec: dict) -> None:
     assert clean["hooks"] == {"prestart": [other]} and dirty["hooks"] == stale
     assert "hooks" not in drop_syscage_hooks({**spec, "hooks": {"poststop": stale["poststop"]}})
     assert drop_syscage_hooks(spec) is spec
+
+
+@pytest.mark.parametrize("annotated", [False, True])
+def test_an_unreadable_create_line_is_refused_only_when_a_bundle_asks_for_syscage(tmp_path: Path,
+                                                                                   annotated: bool) -> None:
+    """An option syscage does not know (a newer runtime's, say) in a create: the bundle it names cannot be told
+    for sure. A container that never asked for syscage is passed through untouched (a runtime upgrade must not
+    break every container of the node); one whose bundle asks for syscage is refused, never run unchecked."""
+    import os
+    import subprocess
+    import sys
+
+    runtime = tmp_path / "runc"  # a stand-in that says how it was called
+    runtime.write_text("#!/bin/sh\necho \"ran $*\"\n")
+    runtime.chmod(0o755)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[runtime]\npath = "{runtime}"\n[paths]\nrun_dir = "{tmp_path / "run"}"\n')
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    notes = {"io.syscage.mode": "enforce"} if annotated else {}
+    (bundle / "config.json").write_text(json.dumps({"ociVersion": "1.0.2", "annotations": notes}))
+    wrapper = Path(sys.executable).parent / "syscage-runtime"
+    done = subprocess.run([str(wrapper), "create", "--a-future-option", "--bundle", str(bundle), "ID"],
+                          capture_output=True, text=True, env={**os.environ, "SYSCAGE_CONFIG": str(config)},
+                          timeout=60, check=False)
+    if annotated:
+        assert done.returncode == 1 and done.stdout == ""
+        assert "cannot tell which bundle" in done.stderr and len(done.stderr.splitlines()) == 1
+    else:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"ran create --a-future-option --bundle {bundle} ID\n"
