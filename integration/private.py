@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,19 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError(f"no VmRSS for {pid}")
+
+
+@contextlib.contextmanager
+def containerd_world(env: Env) -> Iterator[World]:
+    """A world with its own containerd running; the tracer and containerd are stopped afterwards."""
+    w = make_world(env, tracer={"idle_timeout": 600})
+    w.start_containerd()
+    yield w
+    if w.daemon is not None:
+        w.daemon.stop()
+    if (pid := w.tracer_pid()) is not None:
+        w.stop_tracer()
+        wait_gone(pid)
 
 
 def make_world(env: Env, **config: dict[str, Any]) -> World:

@@ -23,7 +23,7 @@ import pytest
 
 from integration import bpf_objects
 from integration.conftest import VENV_BIN, Env
-from integration.private import NAMESPACE, WRAPPER, World, make_world, tracer_bpf, wait_gone
+from integration.private import NAMESPACE, WRAPPER, World, containerd_world, make_world, tracer_bpf, wait_gone
 from syscage.config import load_config
 from syscage.hooks.client import TracerUnavailable, request
 
@@ -33,14 +33,8 @@ SLOW = ["sh", "-c", "echo start; cat /proc/self/status >/dev/null; sleep 3; echo
 @pytest.fixture(scope="module")
 def world(env: Env) -> Iterator[World]:
     """One world for the containerd tests (a tracer a test kills is started again by the next learner)."""
-    w = make_world(env, tracer={"idle_timeout": 600})
-    w.start_containerd()
-    yield w
-    if w.daemon is not None:
-        w.daemon.stop()
-    if (pid := w.tracer_pid()) is not None:
-        w.stop_tracer()
-        wait_gone(pid)
+    with containerd_world(env) as w:
+        yield w
 
 
 def watching(world: World) -> list[str]:

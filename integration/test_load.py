@@ -15,7 +15,7 @@ import pytest
 
 from integration import bpf_objects
 from integration.conftest import Env
-from integration.private import WRAPPER, World, make_world, peak_rss_mb, tracer_bpf, wait_gone
+from integration.private import WRAPPER, World, containerd_world, peak_rss_mb, tracer_bpf
 from syscage.bundle import write_bundle
 
 # Five profiles, two busybox workloads each, every one with syscalls of its own.
@@ -33,14 +33,8 @@ SEQUENTIAL_WORKLOAD = ["sh", "-c", "echo hi; ls /"]
 
 @pytest.fixture(scope="module")
 def world(env: Env) -> Iterator[World]:
-    w = make_world(env, tracer={"idle_timeout": 600})
-    w.start_containerd()
-    yield w
-    if w.daemon is not None:
-        w.daemon.stop()
-    if (pid := w.tracer_pid()) is not None:
-        w.stop_tracer()
-        wait_gone(pid)
+    with containerd_world(env) as w:
+        yield w
 
 
 def test_many_containers_and_many_runs(world: World) -> None:

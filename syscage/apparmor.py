@@ -143,22 +143,35 @@ def check(text: str, parser: str = PARSER, features: Path = FEATURES) -> None:
     # A rule the features cannot enforce is dropped with a warning, which must be an error here (a deny
     # rule silently gone would leave the container less confined); --Werror needs the --warn too. A rule
     # "downgraded to a lesser but still enforcing rule" (`network,` without af_unix mediation) is fine.
+    said = run_parser([parser, "-Q", "-K", "-M", str(features), *STRICT], text.encode(), CHECK_TIMEOUT,
+                      "check a profile", "install Debian's apparmor package")
+    if said is not None:
+        raise SyscageError(f"apparmor_parser rejected the rendered profile: {said}",
+                           "this is a syscage bug: please report it with the profile's profile.json")
+
+
+# A rule the policy's features cannot enforce is an error, not a warning (--Werror needs its --warn).
+STRICT = ("--warn=rule-not-enforced", "--Werror=rule-not-enforced", "--abort-on-error")
+
+
+def run_parser(argv: list[str], data: bytes, timeout: float, doing: str, install_hint: str) -> str | None:
+    """Run apparmor_parser (argv[0]) with `data` on stdin: None when it succeeds, else what it said, on one
+    line. A missing parser raises ParserMissing, one that does not finish a SyscageError."""
     import subprocess  # here: enforce renders on a container's start path, and loads only when it changed
 
-    argv = [parser, "-Q", "-K", "-M", str(features), "--warn=rule-not-enforced", "--Werror=rule-not-enforced",
-            "--abort-on-error"]
+    from syscage.apparmor_load import ParserMissing
+
     try:
-        done = subprocess.run(argv, input=text.encode(), capture_output=True, timeout=CHECK_TIMEOUT, check=False)
+        done = subprocess.run(argv, input=data, capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError:
-        raise SyscageError(f"cannot check AppArmor profiles: {parser} not found",
-                           "install Debian's apparmor package") from None
+        raise ParserMissing(f"cannot {doing}: {argv[0]} not found", install_hint) from None
     except subprocess.TimeoutExpired:
-        raise SyscageError(f"{parser} did not finish checking a profile within {CHECK_TIMEOUT:g} s",
+        raise SyscageError(f"{argv[0]} did not {doing} within {timeout:g} s",
                            "check the machine's load and apparmor_parser") from None
-    if done.returncode != 0:
-        said = " / ".join(line.strip() for line in done.stderr.decode(errors="replace").splitlines() if line.strip())
-        raise SyscageError(f"apparmor_parser rejected the rendered profile: {said or f'exit {done.returncode}'}",
-                           "this is a syscage bug: please report it with the profile's profile.json")
+    if done.returncode == 0:
+        return None
+    said = " / ".join(line.strip() for line in done.stderr.decode(errors="replace").splitlines() if line.strip())
+    return said or f"exit {done.returncode}"
 
 
 def render_checked(profile: dict[str, Any], bounding: Iterable[str] | None = None, parser: str = PARSER,

@@ -122,20 +122,12 @@ def load(data: bytes, label: str, parser: str = PARSER) -> None:
     """apparmor_parser -r (load, or replace) from stdin; no cache (-K). A rule the policy's features cannot
     enforce is an error, as when the renderer checks a profile: a deny rule silently dropped would leave
     the container less confined."""
-    import subprocess
+    from syscage.apparmor import STRICT, run_parser
 
-    argv = [parser, "-r", "-K", "--warn=rule-not-enforced", "--Werror=rule-not-enforced", "--abort-on-error"]
-    try:
-        done = subprocess.run(argv, input=data, capture_output=True, timeout=LOAD_TIMEOUT, check=False)
-    except FileNotFoundError:
-        raise ParserMissing(f"cannot load AppArmor profile {label}: {parser} not found",
-                            "install Debian's apparmor package, or set apparmor.mode = \"off\"") from None
-    except subprocess.TimeoutExpired:
-        raise SyscageError(f"{parser} did not load AppArmor profile {label} within {LOAD_TIMEOUT:g} s",
-                           "check the machine's load and apparmor_parser") from None
-    if done.returncode != 0:
-        said = " / ".join(line.strip() for line in done.stderr.decode(errors="replace").splitlines() if line.strip())
-        raise SyscageError(f"apparmor_parser could not load AppArmor profile {label}: {said or done.returncode}",
+    said = run_parser([parser, "-r", "-K", *STRICT], data, LOAD_TIMEOUT, f"load AppArmor profile {label}",
+                      "install Debian's apparmor package, or set apparmor.mode = \"off\"")
+    if said is not None:
+        raise SyscageError(f"apparmor_parser could not load AppArmor profile {label}: {said}",
                            "check that the kernel's AppArmor accepts policy (aa-status), or set "
                            "apparmor.mode = \"off\"")
 

@@ -14,3 +14,13 @@ def private_config_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     cache = tmp_path_factory.mktemp("config-cache")
     monkeypatch.setattr(configcache, "CACHE_DIR", str(cache))
     return cache
+
+
+@pytest.fixture
+def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """SYSCAGE_CONFIG names a config whose store, run directory and log are in the test's own directory."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[paths]\nstore = "{tmp_path}/store"\nrun_dir = "{tmp_path}/run"\n'
+                   f'log_file = "{tmp_path}/log"\n')
+    monkeypatch.setenv("SYSCAGE_CONFIG", str(cfg))
+    return tmp_path

@@ -11,15 +11,9 @@ import pytest
 
 from syscage.hooks import hook, record
 from syscage.hooks.tracer_bpf import bits_to_numbers
+from tests.test_fast_prestart import serve_once
 
-
-@pytest.fixture(autouse=True)
-def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[paths]\nstore = "{tmp_path}/store"\nrun_dir = "{tmp_path}/run"\n'
-                   f'log_file = "{tmp_path}/log"\n')
-    monkeypatch.setenv("SYSCAGE_CONFIG", str(cfg))
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("private_config")  # every test here: a config of its own
 
 
 def run_hook(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str],
@@ -77,31 +71,12 @@ def test_run_recorded_since_prevents_double_records(private_config: Path) -> Non
     assert not record.run_recorded_since(config, "web", "c1", time.time() + 60)
 
 
-def _fake_tracer(path: Path, reply: dict) -> list[dict]:
-    import socket
-    import threading
-
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(1)
-    got: list[dict] = []
-
-    def answer() -> None:
-        conn, _ = server.accept()
-        with conn, server:
-            got.append(json.loads(conn.makefile().readline()))
-            conn.sendall(json.dumps(reply).encode() + b"\n")
-
-    threading.Thread(target=answer, daemon=True).start()
-    return got
-
-
 @pytest.mark.parametrize(("args", "key"), [(["poststop", "--key=n1"], "nonce:n1"), (["poststop"], "bundle:/b")])
 def test_poststop_names_its_container_by_key(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                             private_config: Path, args: list[str], key: str) -> None:
     """A nonce from syscage-runtime, else the bundle (hooks.d): the tracer hands a watch only to its own key."""
     (private_config / "run").mkdir()
-    got = _fake_tracer(private_config / "run" / "tracer.sock", {"ok": True, "complete": True, "problems": []})
+    got = serve_once(private_config / "run" / "tracer.sock", {"ok": True, "complete": True, "problems": []})
     state = json.dumps({"id": "c", "bundle": "/b", "status": "stopped",
                         "annotations": {"io.syscage.mode": "learn", "io.syscage.profile": "web"}}).encode()
     assert run_hook(monkeypatch, capsys, args, state) == (0, "")
@@ -111,7 +86,7 @@ def test_poststop_names_its_container_by_key(monkeypatch: pytest.MonkeyPatch, ca
 def test_a_failed_record_fails_the_poststop_hook(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                                  private_config: Path) -> None:
     (private_config / "run").mkdir()
-    _fake_tracer(private_config / "run" / "tracer.sock", {"ok": False, "error": "No space left on device"})
+    serve_once(private_config / "run" / "tracer.sock", {"ok": False, "error": "No space left on device"})
     state = json.dumps({"id": "c", "bundle": "/b", "status": "stopped",
                         "annotations": {"io.syscage.mode": "learn", "io.syscage.profile": "web"}}).encode()
     code, err = run_hook(monkeypatch, capsys, ["poststop"], state)

@@ -23,13 +23,6 @@ from syscage.shim.prepare import prepare_bundle
 DEEP = b"[" * 3000 + b"]" * 3000
 
 
-@pytest.fixture
-def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(f'[paths]\nstore = "{tmp_path}/store"\nrun_dir = "{tmp_path}/run"\n'
-                   f'log_file = "{tmp_path}/log"\n')
-    monkeypatch.setenv("SYSCAGE_CONFIG", str(cfg))
-    return tmp_path
 
 
 def test_deep_json_is_one_error() -> None:
