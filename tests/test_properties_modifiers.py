@@ -11,15 +11,16 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syscage.compose import DENY_LOG, compose
 from syscage.shim.modifiers import (
     HOOK_NAME,
     RELAY_TAG,
     add_hook,
     add_learn_hooks,
     apply,
-    complain_filter,
     drop_syscage_hooks,
     ensure_filter_load,
+    set_apparmor,
     set_seccomp,
 )
 
@@ -57,7 +58,9 @@ IDEMPOTENT = {
     "drop_syscage_hooks": drop_syscage_hooks,
     "ensure_filter_load": ensure_filter_load,
     "set_seccomp": set_seccomp(SECCOMP),
-    "set_seccomp(complain)": set_seccomp(complain_filter(SECCOMP)),
+    "set_seccomp(complain)": set_seccomp(compose(SECCOMP, {"read", "write"}, DENY_LOG, "SCMP_ARCH_X86_64")),
+    "set_apparmor": set_apparmor("syscage-web//&own"),
+    "set_apparmor(None)": set_apparmor(None),
     "set_seccomp(None)": set_seccomp(None),
 }
 OTHERS = {"add_hook": add_hook("prestart", {"path": "/bin/sh", "args": ["sh", "-c", "true"]})}
