@@ -80,10 +80,123 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="where the demo's rootfs and bundles go (default: a temp dir)")
     p.set_defaults(func=cmd_demo)
 
+    _add_review_parsers(sub)
+
     from syscage.install import add_install_parser
 
     add_install_parser(sub)
     return parser
+
+
+def _example(*lines: str) -> dict[str, Any]:
+    """argparse keywords for a sub-command whose --help ends with examples."""
+    return {"epilog": "examples:\n" + "\n".join(f"  {line}" for line in lines),
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+EXIT_CODES = "exit status: 0 {zero}, 1 {one}, 2 bad input (one line on stderr)."
+
+
+def _add_review_parsers(sub: Any) -> None:
+    p = sub.add_parser("diff", help="what one profile or seccomp file allows that the other does not",
+                       description="Compare two policies by syscall. Each of A and B is a profile name, "
+                       "a profile.json or an OCI/Docker seccomp JSON file (rules with argument or capability "
+                       "conditions count as conditionally allowed). " + EXIT_CODES.format(zero="same", one="different"),
+                       **_example("syscage diff web web-canary",
+                                  "syscage diff web tests/fixtures/docker-default-seccomp.json",
+                                  "syscage diff a.json b.json --json | jq '.only_a[].syscall'"))
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("check", help="CI gate: fail if the profile allows anything FILE does not",
+                       description="Exit 1 when profile NAME allows a syscall the reference FILE does not allow at "
+                       "all. A syscall FILE allows only under conditions passes (its conditions stay in force when "
+                       "FILE is the container's own filter: enforce intersects with it) unless --strict. "
+                       + EXIT_CODES.format(zero="within FILE", one="NAME allows more"),
+                       **_example("syscage check web --against /etc/docker/seccomp.json",
+                                  "syscage check web --against docker-default.json --strict --json"))
+    p.add_argument("name")
+    p.add_argument("--against", required=True, metavar="FILE", help="reference: seccomp JSON, profile.json or name")
+    p.add_argument("--strict", action="store_true", help="conditionally allowed in FILE counts as not allowed")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("lint", help="flag risky syscalls a profile allows, with the run that first needed each",
+                       description="Flags syscalls Docker's default seccomp profile denies (or allows only with a "
+                       "capability or argument conditions), syscalls tied to kernel CVEs by the Confine study "
+                       "(keyctl, add_key, request_key, userfaultfd, perf_event_open, bpf, unshare, pivot_root, "
+                       "move_pages, inotify_add_watch, clock_nanosleep, waitid, setsockopt), and any named in "
+                       "seccomp.never_allow. " + EXIT_CODES.format(zero="no findings", one="findings"),
+                       **_example("syscage lint web", "syscage lint web --json | jq '.findings[].syscall'"))
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_lint)
+
+
+def _bad_input(exc: SyscageError) -> int:
+    say_error(str(exc))
+    return 2
+
+
+def cmd_diff(config: Config, args: argparse.Namespace) -> int:
+    from syscage.review import diff, format_diff, load_policy
+    from syscage.syscalls import native_arch
+
+    try:
+        arch, store = native_arch(), _store(config)
+        result = diff(load_policy(args.a, store, config.always_allow, arch),
+                      load_policy(args.b, store, config.always_allow, arch))
+    except SyscageError as exc:
+        return _bad_input(exc)
+    print(json.dumps(result, indent=2) if args.json else format_diff(result))
+    return 1 if result["only_a"] or result["only_b"] or result["conditional"] else 0
+
+
+def cmd_check(config: Config, args: argparse.Namespace) -> int:
+    from syscage.review import check, load_policy
+    from syscage.syscalls import native_arch
+
+    try:
+        arch, store = native_arch(), _store(config)
+        profile = load_policy(args.name, store, config.always_allow, arch)
+        reference = load_policy(args.against, store, config.always_allow, arch)
+    except SyscageError as exc:
+        return _bad_input(exc)
+    denied, conditional = check(profile, reference)
+    failing = denied + (sorted(conditional) if args.strict else [])
+    if args.json:
+        print(json.dumps({"profile": profile.label, "against": reference.label, "ok": not failing,
+                          "not_allowed": denied, "conditionally_allowed": conditional}, indent=2))
+    elif failing:
+        print(f"FAIL: {profile.label} allows {len(failing)} syscall(s) {reference.label} does not: "
+              f"{', '.join(failing)}")
+    else:
+        cond = f" ({len(conditional)} only conditionally there: {', '.join(conditional)})" if conditional else ""
+        print(f"ok: {profile.label} allows nothing {reference.label} does not{cond}")
+    return 1 if failing else 0
+
+
+def cmd_lint(config: Config, args: argparse.Namespace) -> int:
+    from syscage.review import lint
+
+    try:
+        profile = _store(config).read(args.name)
+    except SyscageError as exc:
+        return _bad_input(exc)
+    if profile is None:
+        return _bad_input(SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`"))
+    findings = lint(profile, config.always_allow, config.never_allow)
+    if args.json:
+        print(json.dumps({"profile": args.name, "findings": findings}, indent=2))
+    elif not findings:
+        print(f"profile {args.name}: no findings ({len(profile['syscalls'])} syscalls)")
+    else:
+        print(f"profile {args.name}: {len(findings)} finding(s)")
+        for f in findings:
+            print(f"  {f['syscall']:20} {f['rule']:27} {f['detail']}; {f['where']}")
+    return 1 if findings else 0
 
 
 def _store(config: Config):  # type: ignore[no-untyped-def]
