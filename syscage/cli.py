@@ -288,6 +288,8 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
     print(f"runs ({shown}):")
     for run in profile["runs"]:
         state = "ok" if run["complete"] else "INCOMPLETE: " + "; ".join(run["problems"])
+        if run.get("withheld"):
+            state += f"; needed {', '.join(run['withheld'])}, withheld by seccomp.never_allow"
         print(f"  {run['stopped']} {run['container_id']:24} cutover={run['cutover']:8} "
               f"syscalls={run['syscall_count']:<4} {state}")
     return 0

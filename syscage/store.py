@@ -56,8 +56,9 @@ def dump_json(doc: Any) -> bytes:
 
 class ProfileStore:
     def __init__(self, root: Path, errno: int, always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW,
-                 notes: Path | None = None) -> None:
+                 notes: Path | None = None, never_allow: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.never_allow = frozenset(never_allow)  # seccomp.never_allow: kept out of every profile
         # Where a run that could not be written to the store (a full disk) is noted instead: another file
         # system (the run directory, a tmpfs). Such a note is a lost pending run until settled.
         self.notes = notes
@@ -67,7 +68,8 @@ class ProfileStore:
 
     @classmethod
     def of(cls, config: Config) -> ProfileStore:
-        return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR)
+        return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR,
+                   config.never_allow)
 
     def profile_dir(self, name: str) -> Path:
         validate_profile_name(name)
@@ -123,8 +125,13 @@ class ProfileStore:
             if settling and pending and (not self._pending_path(name, pending)
                                          or any(r.get("pending") == pending for r in current["runs"])):
                 return None
-            out = merge(current, obs, now, self.always_allow)
+            kept, withheld = self._withhold(obs)
+            out = merge(current, kept, now, self.always_allow)
             tags = {**({"pending": pending} if pending else {}), **({"key": key} if key else {})}
+            if withheld:
+                tags["withheld"] = withheld
+            if self.never_allow & set(out["syscalls"]):  # learned before the config named them
+                out["syscalls"] = {k: v for k, v in out["syscalls"].items() if k not in self.never_allow}
             if tags:
                 out["runs"][-1] = {**out["runs"][-1], **tags}
             return out
@@ -134,6 +141,18 @@ class ProfileStore:
             if pending:
                 self._remove_pending(name, pending)
             return updated
+
+    def _withhold(self, obs: Observation) -> tuple[Observation, list[str]]:
+        """The run without the syscalls seccomp.never_allow names, and those it needed. The run stays complete:
+        the operator chose to deny them, and the run record says they were needed and withheld."""
+        withheld = sorted(self.never_allow & (set(obs.syscalls) | set(obs.runtime_base)))
+        if not withheld:
+            return obs, []
+        from dataclasses import replace
+
+        return replace(obs, syscalls=[s for s in obs.syscalls if s not in self.never_allow],
+                       runtime_base=[s for s in obs.runtime_base if s not in self.never_allow],
+                       pre_exec=[s for s in obs.pre_exec if s not in self.never_allow]), withheld
 
     def accept(self, name: str, live_instance: str | None = None) -> dict[str, Any]:
         """The operator vouches for the profile: incomplete runs, and lost pending runs (dropped), alike."""
