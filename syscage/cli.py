@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="show one profile: completeness, syscalls, runs")
     p.add_argument("name")
+    p.add_argument("--since", metavar="DATE", help="only what changed since DATE (2026-11-01, an ISO time, or 7d ago)")
     p.add_argument("--json", action="store_true",
                    help="print profile.json as stored (plus \"pending\": runs learning now, or lost, if any)")
     p.set_defaults(func=cmd_show)
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     _add_review_parsers(sub)
+    _add_curate_parsers(sub)
 
     from syscage.install import add_install_parser
 
@@ -133,6 +135,75 @@ def _add_review_parsers(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_lint)
+
+
+def _add_curate_parsers(sub: Any) -> None:
+    p = sub.add_parser("rm", help="remove a profile (asks first unless --yes)",
+                       description="Remove profile NAME from the store, atomically, under its lock. Refused while a "
+                       "container learns into it, and on a non-terminal stdin without --yes.",
+                       **_example("syscage rm web", "syscage rm web --yes"))
+    p.add_argument("name")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("prune", help="drop syscalls no run has needed for a while",
+                       description="Drop the syscalls whose last_seen is older than --unused-for, and list them. "
+                       "Never pruned: the seccomp.always_allow floor and runtime-base entries (the runtime needs "
+                       "them between filter load and exec; no run of the workload shows them as used). The prune "
+                       "is recorded in the profile's `pruned` history (see `syscage show NAME --since`).",
+                       **_example("syscage prune web --unused-for 30d --dry-run",
+                                  "syscage prune web --unused-for 2w --json"))
+    p.add_argument("name")
+    p.add_argument("--unused-for", required=True, metavar="AGE", help="30d, 12h, 2w, 90m or 45s")
+    p.add_argument("--dry-run", action="store_true", help="list what would be pruned, change nothing")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_prune)
+
+
+def cmd_rm(config: Config, args: argparse.Namespace) -> int:
+    store = _store(config)
+    profile = store.read(args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise SyscageError(f"not removing profile {args.name}: stdin is not a terminal to ask on",
+                               "pass --yes to remove it without asking")
+        what = f"{len(profile['syscalls'])} syscalls, {profile.get('runs_total', len(profile['runs']))} runs" \
+            if profile else "no profile.json"
+        answer = input(f"remove profile {args.name} ({what})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not removed")
+            return 1
+    store.remove(args.name, _live(config))
+    print(f"profile {args.name} removed")
+    return 0
+
+
+def cmd_prune(config: Config, args: argparse.Namespace) -> int:
+    from syscage.curate import iso, parse_duration, utc_now_dt
+
+    cutoff = iso(utc_now_dt() - parse_duration(args.unused_for))
+    pruned = _store(config).prune(args.name, cutoff, args.dry_run)
+    if args.json:
+        print(json.dumps({"profile": args.name, "last_seen_before": cutoff, "dry_run": args.dry_run,
+                          "pruned": pruned}, indent=2))
+    elif not pruned:
+        print(f"profile {args.name}: nothing last seen before {cutoff}")
+    else:
+        verb = "would prune" if args.dry_run else "pruned"
+        print(f"profile {args.name}: {verb} {len(pruned)} syscall(s) last seen before {cutoff}: {', '.join(pruned)}")
+    return 0
+
+
+def show_since(config: Config, args: argparse.Namespace) -> int:
+    from syscage.curate import changes_since, format_changes, parse_when
+
+    since = parse_when(args.since)
+    profile = _store(config).read(args.name)
+    if profile is None:
+        raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
+    changes = changes_since(profile, since)
+    print(json.dumps(changes, indent=2) if args.json else format_changes(changes))
+    return 0
 
 
 def _bad_input(exc: SyscageError) -> int:
@@ -248,6 +319,9 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_show(config: Config, args: argparse.Namespace) -> int:
     from syscage.store import describe_lost
+
+    if getattr(args, "since", None):
+        return show_since(config, args)
 
     store, live = _store(config), _live(config)
     profile = store.read(args.name)
