@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_review_parsers(sub)
     _add_curate_parsers(sub)
+    p = sub.add_parser("doctor", help="is this host ready for syscage? one line per check, with the fix",
+                       description="Checks the runtime, libseccomp, bcc, kernel headers (and BTF), tracefs, seccomp, "
+                       "cgroup v2, AppArmor, capability tracing (kprobes), containerd's syscage runtime, the store "
+                       "and the tracer. Lines: ok, FAIL (syscage needs it: the fix follows), no (not needed; what "
+                       "follows from it). Exit status: 0 all that syscage needs is there, 1 something is missing.",
+                       **_example("syscage doctor", "syscage doctor --json | jq '.checks[] | select(.ok | not)'"))
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
 
     from syscage.install import add_install_parser
 
@@ -192,6 +200,22 @@ def cmd_prune(config: Config, args: argparse.Namespace) -> int:
         verb = "would prune" if args.dry_run else "pruned"
         print(f"profile {args.name}: {verb} {len(pruned)} syscall(s) last seen before {cutoff}: {', '.join(pruned)}")
     return 0
+
+
+def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
+    from syscage import __version__
+    from syscage.doctor import report, run_checks
+
+    checks = run_checks(config)
+    result = report(checks)
+    if args.json:
+        print(json.dumps({"version": __version__, "config": str(config.source or "built-in defaults"), **result},
+                         indent=2))
+    else:
+        print(f"syscage {__version__}, config {config.source or 'built-in defaults'}")
+        for check in checks:
+            print(check.line())
+    return 0 if result["ok"] else 1
 
 
 def show_since(config: Config, args: argparse.Namespace) -> int:
