@@ -95,7 +95,38 @@ def build_parser() -> argparse.ArgumentParser:
     from syscage.install import add_install_parser
 
     add_install_parser(sub)
+    _add_examples(parser)
     return parser
+
+
+# Examples for the --help of commands registered without any (`syscage X --help` ends with them).
+EXAMPLES = {
+    "list": ("syscage list", "syscage list --json | jq -r '.[] | select(.complete | not) | .name'"),
+    "show": ("syscage show web", "syscage show web --since 7d", "syscage show web --json | jq '.syscalls | keys'"),
+    "seccomp": ("syscage seccomp web > web-seccomp.json",
+                "docker run --security-opt seccomp=web-seccomp.json IMAGE"),
+    "apparmor": ("syscage apparmor web", "syscage apparmor web --bounding CAP_CHOWN,CAP_KILL"),
+    "accept": ("syscage accept web    # after reading the reasons: syscage show web",),
+    "tracer": ("syscage tracer status", "syscage tracer stop"),
+    "demo": ("syscage demo", "syscage demo --workdir /tmp/syscage-demo"),
+    "install": ("syscage install containerd", "syscage install hooks-dir /etc/containers/oci/hooks.d"),
+    "install containerd": ("syscage install containerd", "syscage install containerd --write",
+                           "syscage install containerd --via binary-name --write"),
+    "install hooks-dir": ("syscage install hooks-dir /usr/share/containers/oci/hooks.d",),
+}
+
+
+def _add_examples(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, sub in action.choices.items():
+            key = f"{prefix}{name}"
+            if key in EXAMPLES and "examples:" not in (sub.epilog or ""):
+                block = _example(*EXAMPLES[key])
+                sub.epilog = f"{sub.epilog}\n\n{block['epilog']}" if sub.epilog else block["epilog"]
+                sub.formatter_class = argparse.RawDescriptionHelpFormatter
+            _add_examples(sub, f"{key} ")
 
 
 def _example(*lines: str) -> dict[str, Any]:
