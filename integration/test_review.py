@@ -63,3 +63,21 @@ def test_diff_check_lint_on_learned_profiles(env: Env) -> None:
 
     bad = syscage("check", risky, "--against", "/nonexistent/seccomp.json")
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_rm_and_learn_again(env: Env) -> None:
+    name, _ = _learn(env, "echo one")
+    refused = syscage("rm", name)  # stdin is not a terminal
+    assert refused.returncode == 1 and "--yes" in refused.stderr
+    assert (env.store / "profiles" / name / "profile.json").exists()
+    removed = syscage("rm", name, "--yes")
+    assert removed.returncode == 0, removed.stderr
+    assert not (env.store / "profiles" / name).exists()
+    assert name not in syscage("list", "--json").stdout
+    cid = env.name("c")
+    assert env.run(env.bundle(["/bin/sh", "-c", "echo two"], profile=name), cid).returncode == 0
+    assert [r["container_id"] for r in env.profile(name)["runs"]] == [cid]
+    since = syscage("show", name, "--since", "1h", "--json")
+    assert since.returncode == 0 and [r["container_id"] for r in json.loads(since.stdout)["runs"]] == [cid]
+    assert syscage("prune", name, "--unused-for", "1d", "--json").returncode == 0  # nothing that old
+    assert json.loads(syscage("prune", name, "--unused-for", "1d", "--json").stdout)["pruned"] == []

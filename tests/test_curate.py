@@ -131,3 +131,19 @@ def test_cli_rm_prune_show_since(config_env: ProfileStore, monkeypatch: pytest.M
     assert config_env.read("web") is not None
     assert cli.main(["rm", "web", "--yes"]) == 0
     assert config_env.read("web") is None
+
+
+def test_show_says_what_was_withheld(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\nstore = "{tmp_path}/store"\nrun_dir = "{tmp_path}/run"\n'
+                      '[seccomp]\nnever_allow = ["keyctl"]\n')
+    monkeypatch.setenv("SYSCAGE_CONFIG", str(config))
+    from syscage.config import load_config
+
+    ProfileStore.of(load_config()).record_run("web", _obs("c1", ["read", "keyctl"], NEW))
+    assert cli.main(["show", "web"]) == 0
+    out = capsys.readouterr().out
+    assert "status: complete" in out and "needed keyctl, withheld by seccomp.never_allow" in out
+    assert cli.main(["show", "web", "--since", "2026-05-01"]) == 0
+    assert "withheld keyctl" in capsys.readouterr().out
