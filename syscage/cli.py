@@ -166,7 +166,7 @@ def _add_review_parsers(sub: Any) -> None:
 
     p = sub.add_parser("lint", help="flag risky syscalls a profile allows, with the run that first needed each",
                        description="Flags syscalls Docker's default seccomp profile denies (or allows only with a "
-                       "capability or argument conditions), syscalls tied to kernel CVEs by the Confine study "
+                       "capability it does not grant by default), syscalls tied to kernel CVEs by the Confine study "
                        "(keyctl, add_key, request_key, userfaultfd, perf_event_open, bpf, unshare, pivot_root, "
                        "move_pages, inotify_add_watch, clock_nanosleep, waitid, setsockopt), and any named in "
                        "seccomp.never_allow. " + EXIT_CODES.format(zero="no findings", one="findings"),

@@ -75,12 +75,13 @@ def test_check_gate() -> None:
 def test_lint_names_the_run_that_first_needed_it(tmp_path: Path) -> None:
     store = ProfileStore(tmp_path, 1)
     store.record_run("web", _obs("c1", ["read", "waitid"], "2026-01-01T00:00:00.000Z"))
-    store.record_run("web", _obs("c2", ["read", "waitid", "keyctl", "clone3"], "2026-01-02T00:00:00.000Z"))
+    store.record_run("web", _obs("c2", ["read", "waitid", "keyctl", "clone3", "clone", "socket"],
+                                 "2026-01-02T00:00:00.000Z"))
     profile = store.read("web")
     profile["arch"] = X86_64
     found = {(f["syscall"], f["rule"]): f for f in lint(profile, ("exit_group",), ("clone3",))}
     assert set(found) == {("waitid", "kernel-cve"), ("keyctl", "kernel-cve"), ("keyctl", "docker-default-denies"),
-                          ("clone3", "docker-default-conditional"), ("clone3", "never-allow")}
+                          ("clone3", "docker-default-needs-capability"), ("clone3", "never-allow")}
     assert found[("waitid", "kernel-cve")]["first"]["container_id"] == "c1"
     assert "run of c2 at 2026-01-02" in found[("keyctl", "kernel-cve")]["where"]
     # The run record no longer kept: first_seen is all there is.
