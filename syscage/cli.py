@@ -295,11 +295,13 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"profile": profile.label, "against": reference.label, "ok": not failing,
                           "not_allowed": denied, "conditionally_allowed": conditional}, indent=2))
-    elif failing:
+        return 1 if failing else 0
+    more = [n for n in conditional if n not in failing]
+    cond = f" ({len(more)} only conditionally there: {', '.join(more)})" if more else ""
+    if failing:
         print(f"FAIL: {profile.label} allows {len(failing)} syscall(s) {reference.label} does not: "
-              f"{', '.join(failing)}")
+              f"{', '.join(failing)}{cond}")
     else:
-        cond = f" ({len(conditional)} only conditionally there: {', '.join(conditional)})" if conditional else ""
         print(f"ok: {profile.label} allows nothing {reference.label} does not{cond}")
     return 1 if failing else 0
 
@@ -321,7 +323,7 @@ def cmd_lint(config: Config, args: argparse.Namespace) -> int:
     else:
         print(f"profile {args.name}: {len(findings)} finding(s)")
         for f in findings:
-            print(f"  {f['syscall']:20} {f['rule']:27} {f['detail']}; {f['where']}")
+            print(f"  {f['syscall']:20} {f['rule']:31} {f['detail']}; {f['where']}")
     return 1 if findings else 0
 
 
