@@ -301,6 +301,7 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
     allowed = set(profile["syscalls"]) | set(config.always_allow)  # an older profile may lack the floor
     if nnp is not None:
         allowed |= privileges_base(profile, nnp, config, mode)
+    allowed -= set(config.never_allow)  # a profile learned before the config named them, or a base set
     if mode == "enforce" and is_trivial(spec_filter):
         # The store compiled seccomp.json with libseccomp when it wrote it: if it is exactly this profile's
         # filter, use it and spare the start path libseccomp (~15 ms). Otherwise (errno changed in the

@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="show one profile: completeness, syscalls, runs")
     p.add_argument("name")
+    p.add_argument("--since", metavar="DATE", help="only what changed since DATE (2026-11-01, an ISO time, or 7d ago)")
     p.add_argument("--json", action="store_true",
                    help="print profile.json as stored (plus \"pending\": runs learning now, or lost, if any)")
     p.set_defaults(func=cmd_show)
@@ -80,10 +81,250 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="where the demo's rootfs and bundles go (default: a temp dir)")
     p.set_defaults(func=cmd_demo)
 
+    _add_review_parsers(sub)
+    _add_curate_parsers(sub)
+    p = sub.add_parser("doctor", help="is this host ready for syscage? one line per check, with the fix",
+                       description="Checks the runtime, libseccomp, bcc, kernel headers (and BTF), tracefs, seccomp, "
+                       "cgroup v2, AppArmor, capability tracing (kprobes), containerd's syscage runtime, the store "
+                       "and the tracer. Lines: ok, FAIL (syscage needs it: the fix follows), no (not needed; what "
+                       "follows from it). Exit status: 0 all that syscage needs is there, 1 something is missing.",
+                       **_example("syscage doctor", "syscage doctor --json | jq '.checks[] | select(.ok | not)'"))
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_doctor)
+
     from syscage.install import add_install_parser
 
     add_install_parser(sub)
+    _add_examples(parser)
     return parser
+
+
+# Examples for the --help of commands registered without any (`syscage X --help` ends with them).
+EXAMPLES = {
+    "list": ("syscage list", "syscage list --json | jq -r '.[] | select(.complete | not) | .name'"),
+    "show": ("syscage show web", "syscage show web --since 7d", "syscage show web --json | jq '.syscalls | keys'"),
+    "seccomp": ("syscage seccomp web > web-seccomp.json",
+                "docker run --security-opt seccomp=web-seccomp.json IMAGE"),
+    "apparmor": ("syscage apparmor web", "syscage apparmor web --bounding CAP_CHOWN,CAP_KILL"),
+    "accept": ("syscage accept web    # after reading the reasons: syscage show web",),
+    "tracer": ("syscage tracer status", "syscage tracer stop"),
+    "demo": ("syscage demo", "syscage demo --workdir /tmp/syscage-demo"),
+    "install": ("syscage install containerd", "syscage install hooks-dir /etc/containers/oci/hooks.d"),
+    "install containerd": ("syscage install containerd", "syscage install containerd --write",
+                           "syscage install containerd --via binary-name --write"),
+    "install hooks-dir": ("syscage install hooks-dir /usr/share/containers/oci/hooks.d",),
+}
+
+
+def _add_examples(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, sub in action.choices.items():
+            key = f"{prefix}{name}"
+            if key in EXAMPLES and "examples:" not in (sub.epilog or ""):
+                block = _example(*EXAMPLES[key])
+                sub.epilog = f"{sub.epilog}\n\n{block['epilog']}" if sub.epilog else block["epilog"]
+                sub.formatter_class = argparse.RawDescriptionHelpFormatter
+            _add_examples(sub, f"{key} ")
+
+
+def _example(*lines: str) -> dict[str, Any]:
+    """argparse keywords for a sub-command whose --help ends with examples."""
+    return {"epilog": "examples:\n" + "\n".join(f"  {line}" for line in lines),
+            "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+EXIT_CODES = "exit status: 0 {zero}, 1 {one}, 2 bad input (one line on stderr)."
+
+
+def _add_review_parsers(sub: Any) -> None:
+    p = sub.add_parser("diff", help="what one profile or seccomp file allows that the other does not",
+                       description="Compare two policies by syscall. Each of A and B is a profile name, "
+                       "a profile.json or an OCI/Docker seccomp JSON file (rules with argument or capability "
+                       "conditions count as conditionally allowed). " + EXIT_CODES.format(zero="same", one="different"),
+                       **_example("syscage diff web web-canary",
+                                  "syscage diff web tests/fixtures/docker-default-seccomp.json",
+                                  "syscage diff a.json b.json --json | jq '.only_a[].syscall'"))
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("check", help="CI gate: fail if the profile allows anything FILE does not",
+                       description="Exit 1 when profile NAME allows a syscall the reference FILE does not allow at "
+                       "all. A syscall FILE allows only under conditions passes (its conditions stay in force when "
+                       "FILE is the container's own filter: enforce intersects with it) unless --strict. "
+                       + EXIT_CODES.format(zero="within FILE", one="NAME allows more"),
+                       **_example("syscage check web --against /etc/docker/seccomp.json",
+                                  "syscage check web --against docker-default.json --strict --json"))
+    p.add_argument("name")
+    p.add_argument("--against", required=True, metavar="FILE", help="reference: seccomp JSON, profile.json or name")
+    p.add_argument("--strict", action="store_true", help="conditionally allowed in FILE counts as not allowed")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("lint", help="flag risky syscalls a profile allows, with the run that first needed each",
+                       description="Flags syscalls Docker's default seccomp profile denies (or allows only with a "
+                       "capability it does not grant by default), syscalls tied to kernel CVEs by the Confine study "
+                       "(keyctl, add_key, request_key, userfaultfd, perf_event_open, bpf, unshare, pivot_root, "
+                       "move_pages, inotify_add_watch, clock_nanosleep, waitid, setsockopt), and any named in "
+                       "seccomp.never_allow. " + EXIT_CODES.format(zero="no findings", one="findings"),
+                       **_example("syscage lint web", "syscage lint web --json | jq '.findings[].syscall'"))
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_lint)
+
+
+def _add_curate_parsers(sub: Any) -> None:
+    p = sub.add_parser("rm", help="remove a profile (asks first unless --yes)",
+                       description="Remove profile NAME from the store, atomically, under its lock. Refused while a "
+                       "container learns into it, and on a non-terminal stdin without --yes.",
+                       **_example("syscage rm web", "syscage rm web --yes"))
+    p.add_argument("name")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("prune", help="drop syscalls no run has needed for a while",
+                       description="Drop the syscalls whose last_seen is older than --unused-for, and list them. "
+                       "Never pruned: the seccomp.always_allow floor and runtime-base entries (the runtime needs "
+                       "them between filter load and exec; no run of the workload shows them as used). The prune "
+                       "is recorded in the profile's `pruned` history (see `syscage show NAME --since`).",
+                       **_example("syscage prune web --unused-for 30d --dry-run",
+                                  "syscage prune web --unused-for 2w --json"))
+    p.add_argument("name")
+    p.add_argument("--unused-for", required=True, metavar="AGE", help="30d, 12h, 2w, 90m or 45s")
+    p.add_argument("--dry-run", action="store_true", help="list what would be pruned, change nothing")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_prune)
+
+
+def cmd_rm(config: Config, args: argparse.Namespace) -> int:
+    store = _store(config)
+    profile = store.read(args.name)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise SyscageError(f"not removing profile {args.name}: stdin is not a terminal to ask on",
+                               "pass --yes to remove it without asking")
+        what = f"{len(profile['syscalls'])} syscalls, {profile.get('runs_total', len(profile['runs']))} runs" \
+            if profile else "no profile.json"
+        answer = input(f"remove profile {args.name} ({what})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not removed")
+            return 1
+    store.remove(args.name, _live(config))
+    print(f"profile {args.name} removed")
+    return 0
+
+
+def cmd_prune(config: Config, args: argparse.Namespace) -> int:
+    from syscage.curate import iso, parse_duration, utc_now_dt
+
+    cutoff = iso(utc_now_dt() - parse_duration(args.unused_for))
+    pruned = _store(config).prune(args.name, cutoff, args.dry_run)
+    if args.json:
+        print(json.dumps({"profile": args.name, "last_seen_before": cutoff, "dry_run": args.dry_run,
+                          "pruned": pruned}, indent=2))
+    elif not pruned:
+        print(f"profile {args.name}: nothing last seen before {cutoff}")
+    else:
+        verb = "would prune" if args.dry_run else "pruned"
+        print(f"profile {args.name}: {verb} {len(pruned)} syscall(s) last seen before {cutoff}: {', '.join(pruned)}")
+    return 0
+
+
+def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
+    from syscage import __version__
+    from syscage.doctor import report, run_checks
+
+    checks = run_checks(config)
+    result = report(checks)
+    if args.json:
+        print(json.dumps({"version": __version__, "config": str(config.source or "built-in defaults"), **result},
+                         indent=2))
+    else:
+        print(f"syscage {__version__}, config {config.source or 'built-in defaults'}")
+        for check in checks:
+            print(check.line())
+    return 0 if result["ok"] else 1
+
+
+def show_since(config: Config, args: argparse.Namespace) -> int:
+    from syscage.curate import changes_since, format_changes, parse_when
+
+    since = parse_when(args.since)
+    profile = _store(config).read(args.name)
+    if profile is None:
+        raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
+    changes = changes_since(profile, since)
+    print(json.dumps(changes, indent=2) if args.json else format_changes(changes))
+    return 0
+
+
+def _bad_input(exc: SyscageError) -> int:
+    say_error(str(exc))
+    return 2
+
+
+def cmd_diff(config: Config, args: argparse.Namespace) -> int:
+    from syscage.review import diff, format_diff, load_policy
+    from syscage.syscalls import native_arch
+
+    try:
+        arch, store = native_arch(), _store(config)
+        result = diff(load_policy(args.a, store, config.always_allow, arch),
+                      load_policy(args.b, store, config.always_allow, arch))
+    except SyscageError as exc:
+        return _bad_input(exc)
+    print(json.dumps(result, indent=2) if args.json else format_diff(result))
+    return 1 if result["only_a"] or result["only_b"] or result["conditional"] else 0
+
+
+def cmd_check(config: Config, args: argparse.Namespace) -> int:
+    from syscage.review import check, load_policy
+    from syscage.syscalls import native_arch
+
+    try:
+        arch, store = native_arch(), _store(config)
+        profile = load_policy(args.name, store, config.always_allow, arch)
+        reference = load_policy(args.against, store, config.always_allow, arch)
+    except SyscageError as exc:
+        return _bad_input(exc)
+    denied, conditional = check(profile, reference)
+    failing = denied + (sorted(conditional) if args.strict else [])
+    if args.json:
+        print(json.dumps({"profile": profile.label, "against": reference.label, "ok": not failing,
+                          "not_allowed": denied, "conditionally_allowed": conditional}, indent=2))
+        return 1 if failing else 0
+    more = [n for n in conditional if n not in failing]
+    cond = f" ({len(more)} only conditionally there: {', '.join(more)})" if more else ""
+    if failing:
+        print(f"FAIL: {profile.label} allows {len(failing)} syscall(s) {reference.label} does not: "
+              f"{', '.join(failing)}{cond}")
+    else:
+        print(f"ok: {profile.label} allows nothing {reference.label} does not{cond}")
+    return 1 if failing else 0
+
+
+def cmd_lint(config: Config, args: argparse.Namespace) -> int:
+    from syscage.review import lint
+
+    try:
+        profile = _store(config).read(args.name)
+    except SyscageError as exc:
+        return _bad_input(exc)
+    if profile is None:
+        return _bad_input(SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`"))
+    findings = lint(profile, config.always_allow, config.never_allow)
+    if args.json:
+        print(json.dumps({"profile": args.name, "findings": findings}, indent=2))
+    elif not findings:
+        print(f"profile {args.name}: no findings ({len(profile['syscalls'])} syscalls)")
+    else:
+        print(f"profile {args.name}: {len(findings)} finding(s)")
+        for f in findings:
+            print(f"  {f['syscall']:20} {f['rule']:31} {f['detail']}; {f['where']}")
+    return 1 if findings else 0
 
 
 def _store(config: Config):  # type: ignore[no-untyped-def]
@@ -136,6 +377,9 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
 def cmd_show(config: Config, args: argparse.Namespace) -> int:
     from syscage.store import describe_lost
 
+    if getattr(args, "since", None):
+        return show_since(config, args)
+
     store, live = _store(config), _live(config)
     profile = store.read(args.name)
     pending = store.pending(args.name)
@@ -175,6 +419,8 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
     print(f"runs ({shown}):")
     for run in profile["runs"]:
         state = "ok" if run["complete"] else "INCOMPLETE: " + "; ".join(run["problems"])
+        if run.get("withheld"):
+            state += f"; needed {', '.join(run['withheld'])}, withheld by seccomp.never_allow"
         print(f"  {run['stopped']} {run['container_id']:24} cutover={run['cutover']:8} "
               f"syscalls={run['syscall_count']:<4} {state}")
     return 0

@@ -32,6 +32,7 @@ class Config(NamedTuple):
     on_tracer_error: str = "run"
     seccomp_errno: int = errno_codes.EPERM
     always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW
+    never_allow: tuple[str, ...] = ()  # seccomp.never_allow: withheld from every profile, even if a run needs one
     runtime_path: Path = Path("/usr/sbin/runc")
     hook_path: Path = Path("/usr/local/bin/syscage-hook")
     hook_timeout: int = 60
@@ -69,6 +70,7 @@ _KEYS: dict[tuple[str, str], tuple[str, Any]] = {
     ("learn", "on_tracer_error"): ("on_tracer_error", str),
     ("seccomp", "errno"): ("seccomp_errno", None),
     ("seccomp", "always_allow"): ("always_allow", tuple),
+    ("seccomp", "never_allow"): ("never_allow", tuple),
     ("runtime", "path"): ("runtime_path", Path),
     ("runtime", "hook_path"): ("hook_path", Path),
     ("runtime", "hook_timeout"): ("hook_timeout", int),
@@ -165,6 +167,10 @@ def config_from_mapping(raw: dict[str, Any], source: Path | None = None) -> Conf
     for field, allowed in _CHOICES.items():
         if field in values and values[field] not in allowed:
             raise SyscageError(f"{where}: {field} = {values[field]!r}", f"use one of {', '.join(allowed)}")
+    both = set(values.get("never_allow", ())) & set(values.get("always_allow", DEFAULT_ALWAYS_ALLOW))
+    if both:
+        raise SyscageError(f"{where}: seccomp.never_allow and seccomp.always_allow both name {', '.join(sorted(both))}",
+                           "remove them from one of the two lists")
     known = set(Config._fields)
     return Config(**{k: v for k, v in values.items() if k in known})
 

@@ -56,8 +56,9 @@ def dump_json(doc: Any) -> bytes:
 
 class ProfileStore:
     def __init__(self, root: Path, errno: int, always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW,
-                 notes: Path | None = None) -> None:
+                 notes: Path | None = None, never_allow: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.never_allow = frozenset(never_allow)  # seccomp.never_allow: kept out of every profile
         # Where a run that could not be written to the store (a full disk) is noted instead: another file
         # system (the run directory, a tmpfs). Such a note is a lost pending run until settled.
         self.notes = notes
@@ -67,7 +68,8 @@ class ProfileStore:
 
     @classmethod
     def of(cls, config: Config) -> ProfileStore:
-        return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR)
+        return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR,
+                   config.never_allow)
 
     def profile_dir(self, name: str) -> Path:
         validate_profile_name(name)
@@ -80,8 +82,9 @@ class ProfileStore:
     def names(self) -> list[str]:
         """Profiles with a profile.json or a pending run (a first learning run, not recorded yet)."""
         try:
-            return sorted(p.name for p in self.profiles.iterdir()
-                          if (p / PROFILE_FILE).is_file() or _has_entries(p / PENDING_DIR))
+            return sorted(p.name for p in self.profiles.iterdir()  # .removed-*: an interrupted `syscage rm`
+                          if not p.name.startswith(".") and ((p / PROFILE_FILE).is_file()
+                                                             or _has_entries(p / PENDING_DIR)))
         except FileNotFoundError:
             return []
 
@@ -123,8 +126,13 @@ class ProfileStore:
             if settling and pending and (not self._pending_path(name, pending)
                                          or any(r.get("pending") == pending for r in current["runs"])):
                 return None
-            out = merge(current, obs, now, self.always_allow)
+            kept, withheld = self._withhold(obs)
+            out = merge(current, kept, now, self.always_allow)
             tags = {**({"pending": pending} if pending else {}), **({"key": key} if key else {})}
+            if withheld:
+                tags["withheld"] = withheld
+            if self.never_allow & set(out["syscalls"]):  # learned before the config named them
+                out["syscalls"] = {k: v for k, v in out["syscalls"].items() if k not in self.never_allow}
             if tags:
                 out["runs"][-1] = {**out["runs"][-1], **tags}
             return out
@@ -134,6 +142,18 @@ class ProfileStore:
             if pending:
                 self._remove_pending(name, pending)
             return updated
+
+    def _withhold(self, obs: Observation) -> tuple[Observation, list[str]]:
+        """The run without the syscalls seccomp.never_allow names, and those it needed. The run stays complete:
+        the operator chose to deny them, and the run record says they were needed and withheld."""
+        withheld = sorted(self.never_allow & (set(obs.syscalls) | set(obs.runtime_base)))
+        if not withheld:
+            return obs, []
+        from dataclasses import replace
+
+        return replace(obs, syscalls=[s for s in obs.syscalls if s not in self.never_allow],
+                       runtime_base=[s for s in obs.runtime_base if s not in self.never_allow],
+                       pre_exec=[s for s in obs.pre_exec if s not in self.never_allow]), withheld
 
     def accept(self, name: str, live_instance: str | None = None) -> dict[str, Any]:
         """The operator vouches for the profile: incomplete runs, and lost pending runs (dropped), alike."""
@@ -282,14 +302,81 @@ class ProfileStore:
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:
         directory = self.profile_dir(name)
-        _make_dir(self.profiles)
-        _make_dir(directory)
-        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
+        while True:
+            _make_dir(self.profiles)
+            _make_dir(directory)
+            fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
+            # `syscage rm` renames the directory away under this lock: a waiter then holds the lock of a
+            # removed profile, and takes the lock of the new directory instead.
+            try:
+                current = os.stat(directory / LOCK_FILE, follow_symlinks=False)
+                if (current.st_dev, current.st_ino) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
             yield
         finally:
             os.close(fd)
+
+    # -- removing and pruning (syscage rm, syscage prune) ------------------------------------------
+
+    def remove(self, name: str, live_instance: str | None = None) -> None:
+        """Remove the profile: its directory is renamed out of `profiles/` (atomic: it is there or gone) under
+        its lock, then deleted. Refused while a container learns into it."""
+        import shutil
+
+        directory = self.profile_dir(name)
+        if not directory.is_dir() and not (self.notes and (self.notes / name).is_dir()):
+            raise SyscageError(f"no profile named {name}", "list profiles with `syscage list`")
+        with self.locked(name):
+            learning = [p for p in self.pending(name) if not lost_now(p, live_instance)]
+            if learning:
+                raise SyscageError(f"profile {name} has {len(learning)} container(s) learning into it now "
+                                   f"({', '.join(str(p.get('container_id', '?')) for p in learning)})",
+                                   "stop them first, then remove it")
+            gone = self.profiles / f".removed-{name}-{os.urandom(4).hex()}"
+            os.rename(directory, gone)
+            _fsync_dir(self.profiles)
+            if self.notes is not None:
+                shutil.rmtree(self.notes / name, ignore_errors=True)
+        shutil.rmtree(gone, ignore_errors=True)
+
+    def prune(self, name: str, cutoff: str, dry_run: bool = False) -> list[str]:
+        """Drop the syscalls last seen before `cutoff` (an ISO time), except the floor (seccomp.always_allow)
+        and runtime-base entries; returns them. Recorded in the profile's `pruned` history."""
+        from datetime import datetime
+
+        limit = datetime.fromisoformat(cutoff)
+        dropped: list[str] = []
+
+        def stale(entry: dict[str, Any]) -> bool:
+            try:
+                seen = datetime.fromisoformat(entry["last_seen"])
+                return (seen if seen.tzinfo else seen.replace(tzinfo=limit.tzinfo)) < limit
+            except (ValueError, TypeError):
+                return False  # a time we cannot read: never guess it is old
+
+        def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
+            dropped.extend(sorted(n for n, e in current["syscalls"].items()
+                                  if stale(e) and n not in self.always_allow
+                                  and not {"floor", "runtime-base"} & set(e["sources"])))
+            if dry_run or not dropped:
+                return None
+            out = dict(current)
+            out["syscalls"] = {n: e for n, e in current["syscalls"].items() if n not in dropped}
+            out["pruned"] = [*current.get("pruned", []), {"at": now, "last_seen_before": cutoff, "syscalls": dropped}]
+            out["updated"] = now
+            out["revision"] = int(out.get("revision", 0)) + 1
+            return out
+
+        if self.read(name) is None:  # before locking, which would make its directory
+            raise SyscageError(f"no profile named {name}", "list profiles with `syscage list`")
+        with self.locked(name):
+            self._change(name, change, create=False)
+        return dropped
 
 
 def _pending_in(directory: Path, noted: bool) -> list[dict[str, Any]]:

@@ -105,3 +105,15 @@ def test_always_allow_floor(tmp_path: Path) -> None:
     assert load_config(cfg).always_allow == ("exit", "exit_group")
     cfg.write_text("[seccomp]\nalways_allow = []\n")
     assert load_config(cfg).always_allow == ()
+
+
+def test_never_allow_is_a_syscall_list_and_cannot_overlap_always_allow() -> None:
+    from syscage.config import config_from_mapping
+    from syscage.errors import SyscageError
+
+    assert config_from_mapping({"seccomp": {"never_allow": ["bpf", "keyctl"]}}).never_allow == ("bpf", "keyctl")
+    assert config_from_mapping({}).never_allow == ()
+    with pytest.raises(SyscageError, match="both name exit_group"):
+        config_from_mapping({"seccomp": {"never_allow": ["exit_group"]}})
+    with pytest.raises(SyscageError, match="never_allow"):
+        config_from_mapping({"seccomp": {"never_allow": "bpf"}})

@@ -113,3 +113,11 @@ def test_intersecting_imports_no_libseccomp_or_merge_code(tmp_path: Path) -> Non
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_never_allow_is_denied_at_enforce_even_in_a_profile_learned_before(tmp_path: Path) -> None:
+    _learn(tmp_path, "web", ["read", "keyctl"])
+    config = Config(store=tmp_path, never_allow=("keyctl",))
+    for spec_filter in (None, {"defaultAction": "SCMP_ACT_ALLOW"}):
+        allowed = _allowed(enforceable_seccomp("web", config, spec_filter))
+        assert "keyctl" not in allowed and "read" in allowed

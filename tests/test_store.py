@@ -112,3 +112,16 @@ def test_reading_a_profile_imports_no_merge_or_libseccomp_code(tmp_path: Path) -
             "print(sorted(m for m in ('pyseccomp', 'syscage.profile', 'tempfile', 'dataclasses') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_never_allow_withholds_a_needed_syscall_and_keeps_the_run_complete(tmp_path: Path) -> None:
+    ProfileStore(tmp_path, 1).record_run("web", _obs("c0", ["read", "keyctl"]))  # before the config named it
+    store = ProfileStore(tmp_path, 1, never_allow=("keyctl", "bpf"))
+    store.record_run("web", _obs("c1", ["read", "bpf", "write"]))
+    profile = store.read("web")
+    assert profile is not None and profile["complete"]
+    assert {"bpf", "keyctl"}.isdisjoint(profile["syscalls"])
+    assert profile["runs"][-1]["withheld"] == ["bpf"] and profile["runs"][-1]["complete"]
+    assert "withheld" not in profile["runs"][0]
+    names = json.loads((tmp_path / "profiles" / "web" / "seccomp.json").read_text())["syscalls"][0]["names"]
+    assert {"bpf", "keyctl"}.isdisjoint(names) and {"read", "write"} <= set(names)
