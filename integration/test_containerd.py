@@ -76,12 +76,12 @@ def test_enforce_through_containerd(env: Env, containerd: Containerd, via: str) 
 CAPTURE = """#!{python}
 # Records the spec each `create` hands the runtime, then runs the real runc.
 import os, shutil, sys
-from syscage.shim.argv import find_bundle, find_subcommand
+from syscage.shim.argv import parse_create, parse_global
 args = sys.argv[1:]
-sub, i = find_subcommand(args)
+sub, i, _ = parse_global(args)
 if sub == "create":
     out = "{capture}"
-    shutil.copy(os.path.join(find_bundle(args, i), "config.json"), os.path.join(out, str(len(os.listdir(out)))))
+    shutil.copy(parse_create(args, i).config, os.path.join(out, str(len(os.listdir(out)))))
 os.execv("/usr/sbin/runc", ["runc", *args])
 """
 

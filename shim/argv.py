@@ -256,22 +256,6 @@ def parse_global(args: list[str], runtime_dialect: str = "runc") -> Invocation:
     return Invocation(go[1][0], len(args) - len(go[1]), go[0])
 
 
-def find_subcommand(args: list[str], runtime_dialect: str = "runc") -> tuple[str | None, int]:
-    """(subcommand, its index in args), or (None, -1)."""
-    try:
-        return parse_global(args, runtime_dialect)[:2]
-    except Unparsable:
-        return None, -1
-
-
-def find_global_option(args: list[str], name: str, runtime_dialect: str = "runc") -> str | None:
-    """Value of a global option (before the subcommand; the last one given), e.g. --log."""
-    try:
-        return parse_global(args, runtime_dialect).options.get(name)
-    except Unparsable:
-        return None
-
-
 def parse_create(args: list[str], sub_index: int, runtime_dialect: str = "runc",
                  cwd: str | None = None) -> CreateCall | None:
     """Id, bundle and spec file of a `create`/`run` at args[sub_index]; None when the runtime will not
@@ -303,23 +287,6 @@ def parse_create(args: list[str], sub_index: int, runtime_dialect: str = "runc",
 def _resolve(base: str, path: str | None) -> str:
     """Where chdir(path) from `base` lands (the kernel follows symbolic links before `..`)."""
     return os.path.realpath(os.path.join(base, path) if path else base)
-
-
-def find_bundle(args: list[str], sub_index: int, cwd: str | None = None) -> str:
-    """Absolute bundle directory of a create/run call (runc's reading), or the working directory."""
-    try:
-        call = parse_create(args, sub_index, "runc", cwd)
-    except Unparsable:
-        call = None
-    return call.bundle if call else os.path.realpath(cwd or os.getcwd())
-
-
-def find_container_id(args: list[str], sub_index: int) -> str | None:
-    try:
-        call = parse_create(args, sub_index, "runc", "/")
-    except Unparsable:
-        return None
-    return call.container_id if call else None
 
 
 def find_operand(args: list[str], sub_index: int) -> str | None:

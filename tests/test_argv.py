@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syscage.shim.argv import CreateCall, Unparsable, dialect, find_global_option, parse_create, parse_global
+from syscage.shim.argv import CreateCall, Unparsable, dialect, parse_create, parse_global
 
 
 def create(argv: list[str], flavour: str = "runc", cwd: str = "/cwd") -> CreateCall | None:
@@ -41,7 +41,7 @@ def test_runc_create(argv: list[str], expected: tuple[str, str] | None) -> None:
 
 def test_runc_global_options_last_one_wins() -> None:
     argv = ["--root", "/a", "-root=/b", "--log", "/l", "create", "--root", "/c", "ID"]
-    assert find_global_option(argv, "root") == "/b"
+    assert parse_global(argv).options.get("root") == "/b"
     assert parse_global(["--", "create", "ID"]).subcommand == "create"
     assert parse_global(["--version", "create", "ID"]).subcommand is None
     assert parse_global(["-h=false", "create", "ID"]).subcommand == "create"

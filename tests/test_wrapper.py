@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syscage.shim.argv import find_bundle, find_container_id, find_global_option, find_operand, find_subcommand
+from syscage.shim.argv import find_operand, parse_create, parse_global
 from syscage.shim.markers import marker_path, read_marker, remove_marker, write_marker
 from syscage.shim.modifiers import add_learn_hooks, apply, ensure_filter_load, set_seccomp
 
@@ -31,18 +31,20 @@ SPECS = ["runc-spec.json", "containerd-spec.json"]
     (["create", "-b", "/b1", "ID", "-b", "/b2"], "create", "/b2", "ID"),  # the last one wins
 ])
 def test_subcommand_and_bundle(argv: list[str], sub: str | None, bundle: str | None, cid: str | None) -> None:
-    found, index = find_subcommand(argv)
+    found, index, _ = parse_global(argv)
     assert found == sub
     if bundle is not None:
-        assert find_bundle(argv, index, cwd="/cwd") == bundle
-        assert find_container_id(argv, index) == cid
+        call = parse_create(argv, index, "runc", "/cwd")
+        assert call is not None
+        assert call.bundle == bundle
+        assert call.container_id == cid
 
 
 def test_global_log_option() -> None:
     argv = ["--root", "X", "--log", "/l.json", "--log-format=json", "create", "--log", "no", "ID"]
-    assert find_global_option(argv, "log") == "/l.json"
-    assert find_global_option(argv, "log-format") == "json"
-    assert find_global_option(["create", "ID"], "log") is None
+    assert parse_global(argv).options.get("log") == "/l.json"
+    assert parse_global(argv).options.get("log-format") == "json"
+    assert parse_global(["create", "ID"]).options.get("log") is None
 
 
 @pytest.fixture(params=SPECS)
@@ -99,7 +101,7 @@ def test_set_seccomp(spec: dict) -> None:
     (["delete"], None),
 ])
 def test_delete_operand(argv: list[str], cid: str | None) -> None:
-    sub, index = find_subcommand(argv)
+    sub, index, _ = parse_global(argv)
     assert sub == "delete" and find_operand(argv, index) == cid
 
 
