@@ -136,7 +136,7 @@ def other_tracers(own: int | None) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == own:
             continue
         with contextlib.suppress(OSError):
-            if b"syscage.hooks.tracer" in (entry / "cmdline").read_bytes():
+            if b"syscage.hooks.daemon.tracer" in (entry / "cmdline").read_bytes():
                 found.append(int(entry.name))
     return found
 

@@ -1,4 +1,8 @@
-"""Talking to the tracer from a hook: connect, or start it and wait until it is attached."""
+"""The tracer's client: connect to it, or start it and wait until it is attached; hand it a starting container
+(ask_to_watch, with learn.on_tracer_error applied); record a finished learning run (record_run), or, when no
+tracer can answer, record the run as incomplete ourselves. Used by the prestart and poststop hooks, by
+syscage-runtime's prestart relay and `delete` (the containerd path, where no poststop hook process is needed)
+and by the CLI."""
 
 from __future__ import annotations
 
@@ -8,18 +12,21 @@ import os
 import select
 import sys
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
+from syscage.console import say_warning
 from syscage.errors import SyscageError
-from syscage.hooks.liveness import tracer_lock_held
+from syscage.hooks.liveness import live_instance, tracer_lock_held
 from syscage.hooks.protocol import READY_FD_ENV, TracerLost, TracerUnavailable, call
 
+TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on syscage-runtime's delete
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
     from syscage.config import Config
 
-__all__ = ["TracerLost", "TracerUnavailable", "request", "request_starting_tracer", "start_tracer",
-           "start_tracer_in_background"]
+__all__ = ["TracerLost", "TracerUnavailable", "ask_to_watch", "record_run", "record_timeout", "request",
+           "request_starting_tracer", "start_tracer", "start_tracer_in_background"]
 
 
 def request(config: Config, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
@@ -141,7 +148,7 @@ def _spawn_detached(config: Config, ready_fd: int | None) -> None:
             try:
                 import subprocess  # here only: it costs every hook ~4 ms of imports
 
-                subprocess.Popen([sys.executable, "-m", "syscage.hooks.tracer"], stdin=subprocess.DEVNULL,
+                subprocess.Popen([sys.executable, "-m", "syscage.hooks.daemon.tracer"], stdin=subprocess.DEVNULL,
                                  stdout=out, stderr=out, pass_fds=() if ready_fd is None else (ready_fd,),
                                  start_new_session=True, env=env, cwd="/")
             finally:
@@ -164,3 +171,120 @@ def _read_ready(fd: int, deadline: float) -> str:
         if not chunk:  # closed: either after "ready", or the tracer died
             return "".join(chunks) or "error: the tracer exited during start-up"
         chunks.append(chunk.decode(errors="replace"))
+
+
+def ask_to_watch(config: Config, message: dict[str, Any], component: str,
+                 warn: Callable[[str], None] | None = None) -> None:
+    """Returns once the tracer watches the container, or (policy "run") after a warning that it runs
+    untraced (say_warning, or `warn`); raises SyscageError when the tracer fails and the policy is "fail"."""
+    from syscage.jsonlog import JsonLog
+
+    container_id = message["container_id"]
+    try:
+        reply = request_starting_tracer(config, message)
+        if not reply.get("ok"):
+            raise SyscageError(str(reply.get("error")), "see the tracer's log")
+    except SyscageError as exc:
+        if config.on_tracer_error == "fail":
+            raise
+        JsonLog.of(config, component).log(
+            "warning", "container runs untraced", error=str(exc), phase="prestart", container_id=container_id,
+            profile=message.get("profile"), mode=message.get("mode"))
+        if warn is not None:
+            warn(f"runs untraced: {exc}; its run will be recorded as incomplete")
+        else:
+            say_warning(f"container {container_id} runs untraced: {exc}; its run will be recorded as incomplete")
+    # success is logged by the tracer ("watching")
+
+
+def record_timeout(config: Config) -> float:
+    """How long to wait for the tracer's merge: within the runtime's hook timeout."""
+    return max(config.hook_timeout - 5, 5)
+
+
+def record_run(container_id: str, profile: str, mode: str, runtime_exe: str, component: str, *,
+               socket_path: str, timeout: float, config: Config | None = None, key: str = "") -> dict[str, Any]:
+    """The tracer's reply ({"ok", "complete", "problems"}), after a warning on stderr if the run is incomplete;
+    raises SyscageError if the run was not recorded. key: the container's watch key
+    (syscage.hooks.protocol.watch_key); the tracer hands over a watch only to the record that names it.
+
+    The config is loaded only if the tracer cannot be asked (syscage-runtime's delete passes the socket and
+    timeout it wrote into the learning marker, and spares itself the config loader on the usual path)."""
+    asked_at = time.time()
+    message = {"op": "record", "container_id": container_id, "profile": profile, "mode": mode,
+               "runtime_exe": runtime_exe, "key": key}
+    try:
+        # The tracer merges and writes the profile durably before it answers.
+        reply = call(socket_path, message, timeout)
+    except TracerLost as exc:
+        config = config or _load_config()
+        # It may have written the run before it went: never record the same run twice.
+        if run_recorded_since(config, profile, container_id, asked_at):
+            return {"ok": True, "complete": True, "problems": []}
+        reply = record_untraced(config, container_id, profile, mode, runtime_exe,
+                                f"the tracer died while recording ({exc})", component, key)
+    except TracerUnavailable as exc:
+        config = config or _load_config()
+        reply = record_untraced(config, container_id, profile, mode, runtime_exe,
+                                f"the tracer was not running at poststop ({exc}): it died or was stopped", component,
+                                key)
+    if not reply.get("ok"):
+        raise SyscageError(str(reply.get("error")), "see the syscage log (paths.log_file)")
+    if not reply.get("complete"):
+        say_warning(f"run of {container_id} is incomplete: {'; '.join(reply.get('problems', []))}")
+    return reply
+
+
+def _load_config() -> Config:
+    from syscage.config import load_config
+
+    return load_config()
+
+
+def run_recorded_since(config: Config, profile: str, container_id: str, since: float) -> bool:
+    from datetime import datetime
+
+    from syscage.store import ProfileStore
+
+    try:
+        doc = ProfileStore.of(config).read(profile)
+    except SyscageError:
+        return False
+    for run in (doc or {}).get("runs", [])[-50:]:
+        stopped = str(run.get("stopped", "")).replace("Z", "+00:00")
+        try:
+            if run.get("container_id") == container_id and datetime.fromisoformat(stopped).timestamp() >= since - 1:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def record_untraced(config: Config, container_id: str, profile: str, mode: str, runtime_exe: str, problem: str,
+                    component: str, key: str = "") -> dict[str, Any]:
+    """No tracer to ask: record the run ourselves, as incomplete, so that the profile says so. The lost
+    pending run of this very container (same id and key) is settled by it."""
+    from syscage.hooks.daemon.observe import runtime_version, untraced_observation
+    from syscage.jsonlog import JsonLog
+    from syscage.store import ProfileStore
+
+    store = ProfileStore.of(config)
+    if store.run_recorded(profile, container_id, key):
+        # Its tracer saved it when it stopped (or found it gone): the profile has it already, incomplete.
+        return {"ok": True, "complete": False,
+                "problems": ["its run was saved already, as incomplete, when its watch ended without it"]}
+    obs = untraced_observation(container_id, runtime_version(runtime_exe) if runtime_exe else "", problem)
+    ours = store.lost_run_of(profile, container_id, key, live_instance(config.run_dir))
+    if ours:
+        obs.started = str(ours.get("started") or "")
+    try:
+        store.record_run(profile, obs, pending=str(ours["id"]) if ours else None, key=key)
+    except (OSError, SyscageError) as exc:
+        # A full store: note the run where it fits (the run directory), so that the profile stays incomplete.
+        store.note_unrecorded(profile, {"container_id": container_id, "key": key, "profile": profile,
+                                        "started": obs.started, "error": str(exc)})
+        raise
+    JsonLog.of(config, component).log(
+        "warning", "run recorded", complete=False, problems=obs.problems, phase="poststop",
+        container_id=container_id, profile=profile, mode=mode)
+    return {"ok": True, "complete": False, "problems": obs.problems}

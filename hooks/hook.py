@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
 
 
 def prestart(config: Config, state: HookState, selection: Selection, key: str) -> int:
-    from syscage.hooks.watch import ask_to_watch
+    from syscage.hooks.client import ask_to_watch
 
     if state.pid is None:
         raise SyscageError("the runtime passed no pid in the prestart state", "run syscage-hook as a prestart hook")
@@ -79,7 +79,7 @@ def prestart(config: Config, state: HookState, selection: Selection, key: str) -
 def poststop(config: Config, state: HookState, selection: Selection, key: str) -> int:
     """Non-zero when the run could not be recorded: runtimes log a failed poststop hook as a warning, and
     the run's pending record stays, so the profile says it is incomplete."""
-    from syscage.hooks.record import record_run, record_timeout
+    from syscage.hooks.client import record_run, record_timeout
 
     assert selection.profile is not None
     record_run(state.container_id, selection.profile, selection.mode, parent_executable(), "hook",

@@ -17,7 +17,7 @@ NR_BPF = 321  # x86_64
 PROG_GET_NEXT_ID, MAP_GET_NEXT_ID, PROG_GET_FD_BY_ID, MAP_GET_FD_BY_ID, OBJ_GET_INFO_BY_FD = 11, 12, 13, 14, 15
 PROG_NAME_OFFSET, MAP_NAME_OFFSET = 64, 24  # of `name` in struct bpf_prog_info / bpf_map_info (uapi)
 
-# What hooks/tracer.c defines, as the kernel names them (BPF_OBJ_NAME_LEN: 15 characters).
+# What hooks/daemon/tracer.c defines, as the kernel names them (BPF_OBJ_NAME_LEN: 15 characters).
 TRACER_MAPS = {"watch", "armed_tab", "armed_overflow", "armed_tgid", "pending_exec", "slot_gen", "seen",
                "counters", "globals"}
 TRACER_PROGS = {"on_sys_enter", "sched__sched_pr"}  # bcc drops "tracepoint__"

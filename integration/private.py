@@ -74,7 +74,7 @@ class World:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if b"syscage.hooks.tracer" in cmdline else None
+        return pid if b"syscage.hooks.daemon.tracer" in cmdline else None
 
     def log(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log_file.read_text().splitlines()]

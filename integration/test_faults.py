@@ -292,8 +292,9 @@ def test_plain_runc_delete_while_the_tracer_restarts(quick_orphans: World) -> No
     cid = _create_and_finish(world, name, ["sh", "-c", "echo hi"])
     world.stop_tracer()
     assert subprocess.run(["runc", "--root", str(world.root / "runc"), "delete", cid], check=False).returncode == 0
-    subprocess.Popen([sys.executable, "-m", "syscage.hooks.tracer"], env=world.environ(), stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    subprocess.Popen([sys.executable, "-m", "syscage.hooks.daemon.tracer"], env=world.environ(),
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
     run = _wait_for_run(world, name, cid)  # saved, with what it saw, by the tracer that stopped
     assert not run["complete"] and run["problems"]
     deadline = time.monotonic() + 60  # the new tracer sweeps the markers of gone containers once it runs

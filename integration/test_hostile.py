@@ -163,7 +163,7 @@ def test_threads_beyond_the_table_are_counted(env: Env, rootfs: Path) -> None:
     if tuple(int(x) for x in os.uname().release.split(".")[:2]) < (6, 14):
         pytest.skip("kernel.pid_max is per PID namespace only from Linux 6.14 on")
     world = make_world(env, tracer={"idle_timeout": 600, "max_threads": MAX_THREADS})
-    script = f"echo 1000 > /proc/sys/kernel/pid_max && exec {sys.executable} -m syscage.hooks.tracer"
+    script = f"echo 1000 > /proc/sys/kernel/pid_max && exec {sys.executable} -m syscage.hooks.daemon.tracer"
     outer = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "sh", "-c", script], env=world.environ(),
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -16,7 +16,7 @@ import pytest
 from integration.conftest import HOOK, Env, write_config
 from syscage.config import load_config
 from syscage.hooks.client import TracerUnavailable, request
-from syscage.hooks.observe import runtime_base
+from syscage.hooks.daemon.observe import runtime_base
 
 WORKLOAD = ["sh", "-c", "echo hi; ls /; cat /etc/hostname"]
 RUNTIME_SETUP = {"pivot_root", "mount", "sethostname", "umount2"}

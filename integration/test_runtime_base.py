@@ -9,7 +9,7 @@ import pytest
 
 from integration.conftest import Env
 from integration.test_wrapper_runc import WRAPPER, call
-from syscage.hooks.observe import runtime_base
+from syscage.hooks.daemon.observe import runtime_base
 
 
 @pytest.mark.parametrize("nnp", [True, False], ids=["no-new-privileges", "new-privileges"])

@@ -39,7 +39,7 @@ def test_tracer_detaches_when_idle(tmp_path: Path) -> None:
     write_config(config, tmp_path)
     environ = {**os.environ, "SYSCAGE_CONFIG": str(config)}
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "syscage.hooks.tracer", "--idle-timeout", "2"], env=environ,
+    proc = subprocess.Popen([sys.executable, "-m", "syscage.hooks.daemon.tracer", "--idle-timeout", "2"], env=environ,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # What it loaded, read from its descriptors while it runs (the socket appears once the BPF is loaded).
     while not (tmp_path / "run" / "tracer.sock").exists():

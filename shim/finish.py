@@ -38,7 +38,7 @@ def delete_and_record(runtime: str, args: list[str], marker: str, container_id: 
 
 def record(runtime: str, container_id: str, learning: dict[str, object]) -> None:
     from syscage.errors import SyscageError
-    from syscage.hooks.record import record_run
+    from syscage.hooks.client import record_run
 
     profile, mode = str(learning["profile"]), str(learning["mode"])
     timeout = learning["timeout"]

@@ -140,7 +140,7 @@ def run_runtime(runtime: str, args: list[str]) -> int:
 def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, config: Config,
                  log: Any, nonce: str = "") -> bool:
     """The learning marker for `delete`; False (the spec then gets a poststop hook) if it cannot be written."""
-    from syscage.hooks.record import record_timeout
+    from syscage.hooks.client import record_timeout
     from syscage.shim.markers import write_marker
 
     assert selection.profile is not None
@@ -238,8 +238,8 @@ def relay_answer(config: Config, container_id: str, watch: dict[str, Any], tell:
     after a warning that the container runs untraced), else why the container must fail. Messages go to
     stderr and to the runtime's --log: for a containerd `create`, stderr is the container's."""
     def answer(raw: bytes) -> str | None:
+        from syscage.hooks.client import ask_to_watch
         from syscage.hooks.protocol import watch_key
-        from syscage.hooks.watch import ask_to_watch
         from syscage.oci import parse_hook_state
 
         try:

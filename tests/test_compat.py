@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from syscage import arch
-from syscage.hooks.observe import compat_problems, observation_from_report
+from syscage.hooks.daemon.observe import compat_problems, observation_from_report
 from syscage.syscalls import compat_names, syscall_number
 
 

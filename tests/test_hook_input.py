@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from syscage.hooks import hook, record
-from syscage.hooks.tracer_bpf import bits_to_numbers
+from syscage.hooks import client, hook
+from syscage.hooks.daemon.tracer_bpf import bits_to_numbers
 from tests.test_fast_prestart import serve_once
 
 pytestmark = pytest.mark.usefixtures("private_config")  # every test here: a config of its own
@@ -63,12 +63,12 @@ def test_run_recorded_since_prevents_double_records(private_config: Path) -> Non
 
     config = load_config()
     before = time.time()
-    assert not record.run_recorded_since(config, "web", "c1", before)
+    assert not client.run_recorded_since(config, "web", "c1", before)
     run = Observation("c1", utc_now(), utc_now(), "seccomp", syscalls=["read"])
     ProfileStore(config.store, 1).record_run("web", run)
-    assert record.run_recorded_since(config, "web", "c1", before)
-    assert not record.run_recorded_since(config, "web", "c2", before)
-    assert not record.run_recorded_since(config, "web", "c1", time.time() + 60)
+    assert client.run_recorded_since(config, "web", "c1", before)
+    assert not client.run_recorded_since(config, "web", "c2", before)
+    assert not client.run_recorded_since(config, "web", "c1", time.time() + 60)
 
 
 @pytest.mark.parametrize(("args", "key"), [(["poststop", "--key=n1"], "nonce:n1"), (["poststop"], "bundle:/b")])

@@ -129,7 +129,7 @@ def test_enforce_refuses_a_profile_with_a_lost_run_but_not_one_learning_now(tmp_
 
 
 def test_a_record_with_no_tracer_settles_its_own_lost_pending_run_only(tmp_path: Path) -> None:
-    from syscage.hooks.record import record_untraced
+    from syscage.hooks.client import record_untraced
 
     config = _config(tmp_path)
     store = ProfileStore(config.store, config.seccomp_errno)

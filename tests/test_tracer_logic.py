@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 import pytest
 
 from syscage.config import Config
-from syscage.hooks.tracer import Tracer
-from syscage.hooks.tracer_bpf import ContainerIdentity
+from syscage.hooks.daemon.tracer import Tracer
+from syscage.hooks.daemon.tracer_bpf import ContainerIdentity
 from syscage.store import ProfileStore
 
 READ, WRITE, MKDIR, UNAME = 0, 1, 83, 63  # x86_64

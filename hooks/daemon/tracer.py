@@ -98,11 +98,11 @@ class Tracer:
         self.sequence = itertools.count(1)
         self.next_sweep = 0.0
         if identify is None:
-            from syscage.hooks.tracer_bpf import container_identity as identify
+            from syscage.hooks.daemon.tracer_bpf import container_identity as identify
         self.identify = identify
         started = time.monotonic()
         if recorder is None:
-            from syscage.hooks.tracer_bpf import SyscallRecorder
+            from syscage.hooks.daemon.tracer_bpf import SyscallRecorder
 
             recorder = SyscallRecorder(config.max_containers, config.max_threads)
         self.recorder = recorder
@@ -251,7 +251,7 @@ class Tracer:
 
     def _record(self, req: dict[str, Any], taken: tuple[Watched, dict[str, Any]] | None) -> dict[str, Any]:
         """Merge what was seen of one container into its profile, durably, before replying."""
-        from syscage.hooks.observe import observation_from_report, untraced_observation
+        from syscage.hooks.daemon.observe import observation_from_report, untraced_observation
 
         cid, profile, mode = req.get("container_id"), req.get("profile"), req.get("mode", "learn")
         if not isinstance(cid, str) or not isinstance(profile, str):
@@ -315,7 +315,7 @@ class Tracer:
 
     def _runtime(self, exe: object) -> tuple[str, str]:
         """(name, version line) of the runtime binary, cached by path and modification time."""
-        from syscage.hooks.observe import runtime_version
+        from syscage.hooks.daemon.observe import runtime_version
 
         if not isinstance(exe, str) or not exe.startswith("/"):
             return "", ""
@@ -377,7 +377,7 @@ class Tracer:
 
     def _save(self, watched: Watched, report: dict[str, Any], problem: str) -> None:
         """Record a watched container's run, as incomplete, without its record request."""
-        from syscage.hooks.observe import observation_from_report
+        from syscage.hooks.daemon.observe import observation_from_report
 
         obs = observation_from_report(watched.container_id, report, runtime="", runtime_name="")
         obs.problems.append(problem)
@@ -402,7 +402,7 @@ class Tracer:
     def _settle(self, name: str) -> int:
         """Save the profile's lost pending runs (another instance's, or ours whose recording failed) as
         incomplete runs; how many were saved."""
-        from syscage.hooks.observe import untraced_observation
+        from syscage.hooks.daemon.observe import untraced_observation
         from syscage.store import describe_lost
 
         store, settled = self.store, 0
@@ -502,7 +502,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
 def move_to_own_cgroup(log: Any) -> None:
     """Leave the cgroups of whoever started us (a container's shim, runc) for /<hierarchy>/syscage."""
-    from syscage.hooks.tracer_bpf import cgroup_mounts
+    from syscage.hooks.daemon.tracer_bpf import cgroup_mounts
 
     for mount in cgroup_mounts():
         target = mount / OWN_CGROUP
