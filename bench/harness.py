@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from integration.conftest import VENV_BIN, write_config
 from integration.containerd import Containerd
-from syscage.bundle import allow_all_seccomp, learn_hooks, make_busybox_rootfs, write_bundle
+from integration.env import VENV_BIN, allow_all_seccomp, learn_hooks, write_config
+from syscage.bundle import make_busybox_rootfs, write_bundle
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 DEVNULL = subprocess.DEVNULL

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from integration import bpf_objects
-from integration.conftest import VENV_BIN, Env, write_config
 from integration.containerd import NAMESPACE, Containerd, start_containerd
+from integration.env import VENV_BIN, Env, write_config
 
 WRAPPER = str(VENV_BIN / "syscage-runtime")
 HANDLER = "io.containerd.syscage.v2"

@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from integration.conftest import Env, write_config
+from integration.env import Env, write_config
 from integration.test_wrapper_runc import WRAPPER, call
 from syscage.apparmor_load import ENABLED
 from syscage.profile import Observation

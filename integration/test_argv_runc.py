@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from integration.conftest import VENV_BIN, Env
+from integration.env import VENV_BIN, Env
 from syscage.bundle import write_bundle
 from syscage.shim.argv import Unparsable, parse_create, parse_global
 from tests.test_properties_argv import CRUN_TOKENS, RUNC_TOKENS, VALUES, BadValue, Refused, crun_model, runc_model

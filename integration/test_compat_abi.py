@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from integration.conftest import VENV_BIN, Env
+from integration.env import VENV_BIN, Env
 
 SOURCE = Path(__file__).parent / "programs" / "int80_sync.c"
 WRAPPER = str(VENV_BIN / "syscage-runtime")

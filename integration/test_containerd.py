@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from integration.conftest import VENV_BIN, Env, write_config
 from integration.containerd import Containerd
+from integration.env import VENV_BIN, Env, write_config
 
 WRAPPER = str(VENV_BIN / "syscage-runtime")
 HANDLER = "io.containerd.syscage.v2"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.conftest import Env, write_config
+from integration.env import Env, write_config
 from integration.test_wrapper_runc import WRAPPER, call
 
 CRUN = shutil.which("crun") or "/usr/bin/crun"

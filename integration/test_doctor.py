@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from integration.conftest import VENV_BIN, Env
+from integration.env import VENV_BIN, Env
 
 
 def test_doctor_tells_the_truth_about_this_host(env: Env) -> None:

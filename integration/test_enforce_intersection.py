@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from integration.conftest import Env
+from integration.env import Env
 from integration.test_wrapper_runc import WRAPPER, _wait_stopped, call
 from syscage.syscalls import syscall_name
 

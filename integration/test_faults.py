@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import pytest
 
 from integration import bpf_objects
-from integration.conftest import VENV_BIN, Env
+from integration.env import VENV_BIN, Env
 from integration.private import NAMESPACE, WRAPPER, World, containerd_world, make_world, tracer_bpf, wait_gone
 from syscage.config import load_config
 from syscage.hooks.client import TracerUnavailable, request

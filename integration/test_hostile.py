@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from integration import bpf_objects
-from integration.conftest import Env
+from integration.env import Env
 from integration.private import WRAPPER, World, make_world, rss_mb, tracer_bpf, wait_gone
 from syscage.bundle import write_bundle
 from syscage.config import load_config

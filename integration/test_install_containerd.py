@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tomli
 
-from integration.conftest import VENV_BIN
+from integration.env import VENV_BIN
 
 
 def dump(config: Path) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.conftest import HOOK, Env, write_config
+from integration.env import HOOK, Env, write_config
 from syscage.config import load_config
 from syscage.hooks.client import TracerUnavailable, request
 from syscage.hooks.daemon.observe import runtime_base

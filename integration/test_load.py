@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from integration import bpf_objects
-from integration.conftest import Env
+from integration.env import Env
 from integration.private import WRAPPER, World, containerd_world, peak_rss_mb, tracer_bpf
 from syscage.bundle import write_bundle
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from integration.conftest import VENV_BIN, Env
+from integration.env import VENV_BIN, Env
 
 DOCKER_DEFAULT = Path(__file__).parent.parent / "tests" / "fixtures" / "docker-default-seccomp.json"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from integration.conftest import VENV_BIN, Env, write_config
+from integration.env import VENV_BIN, Env, write_config
 from integration.test_wrapper_runc import WRAPPER, _stop_tracer_of, _wait_stopped, call, learning_bundle
 from syscage.config import load_config
 from syscage.hooks.client import request

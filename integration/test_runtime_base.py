@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from integration.conftest import Env
+from integration.env import Env
 from integration.test_wrapper_runc import WRAPPER, call
 from syscage.hooks.daemon.observe import runtime_base
 
@@ -27,7 +27,7 @@ def test_base_set_covers_installed_runc(env: Env, nnp: bool) -> None:
     for run in env.profile(name)["runs"]:
         assert set(run["pre_exec"]) <= allowed, (
             f"runc now makes {set(run['pre_exec']) - allowed} after loading the filter: "
-            "re-measure with `python -m integration.measure_runtime_base`")
+            "re-measure with `python -m tools.measure_runtime_base`")
 
 
 def test_complain_mode_allows_and_keeps_learning(env: Env) -> None:

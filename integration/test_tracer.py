@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from integration import bpf_objects
-from integration.conftest import Env, write_config
+from integration.env import Env, write_config
 from syscage.config import load_config
 from syscage.hooks.client import request
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.conftest import VENV_BIN, Env, write_config
-from syscage.bundle import allow_all_seccomp
+from integration.env import VENV_BIN, Env, allow_all_seccomp, write_config
 from syscage.shim.markers import marker_path, write_marker
 
 WRAPPER = str(VENV_BIN / "syscage-runtime")

@@ -1,10 +1,10 @@
-"""Build small OCI bundles around a busybox rootfs: for `syscage demo`, the tests and the benchmarks."""
+"""Build small OCI bundles around a busybox rootfs: for `syscage demo` (the tests and benchmarks use them too,
+through integration/env.py)."""
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -70,28 +70,3 @@ def write_bundle(bundle: Path, rootfs: Path, args: list[str], *, annotations: di
         spec[key] = value
     (bundle / "config.json").write_text(json.dumps(spec, indent=2))
     return bundle
-
-
-def learn_hooks(hook_path: str, env: list[str] | None = None, timeout: int = 60) -> dict[str, Any]:
-    """The two hooks a learning container needs, as written into config.json."""
-    def hook(phase: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {"path": hook_path, "args": ["syscage-hook", phase], "timeout": timeout}
-        if env:
-            entry["env"] = env
-        return entry
-
-    return {"prestart": [hook("prestart")], "poststop": [hook("poststop")]}
-
-
-def allow_all_seccomp() -> dict[str, Any]:
-    """A filter that allows everything, compat ABIs included: gives the tracer a load to cut over at without
-    restricting anything (the one syscage-runtime gives a learning container without a filter)."""
-    from syscage.shim.modifiers import allow_all_filter
-
-    return allow_all_filter()
-
-
-def syscage_env() -> list[str]:
-    """Environment for hooks: runtimes start hooks with an empty environment."""
-    keep = ("SYSCAGE_CONFIG",)
-    return [f"{k}={os.environ[k]}" for k in keep if k in os.environ]

@@ -9,7 +9,7 @@ from importlib import resources
 
 def runtime_base(runtime_name: str) -> dict[str, list[str]] | None:
     """Measured syscalls `runtime_name` makes between loading a filter and exec'ing the workload (see
-    integration/measure_runtime_base.py): `no_new_privileges` / `new_privileges` sets and the
+    tools/measure_runtime_base.py): `no_new_privileges` / `new_privileges` sets and the
     `asynchronous` set a Go runtime may add at any time."""
     if not runtime_name or "/" in runtime_name or runtime_name.startswith("."):
         return None

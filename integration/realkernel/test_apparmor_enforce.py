@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from integration.conftest import VENV_BIN, Env
+from integration.env import VENV_BIN, Env
 from integration.test_wrapper_runc import call
 from syscage.apparmor_load import SECURITYFS
 from syscage.config import load_config

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from integration.conftest import Env
+from integration.env import Env
 from syscage.apparmor import profile_name, render_checked
 from syscage.bundle import make_busybox_rootfs, write_bundle
 from syscage.profile import new_profile

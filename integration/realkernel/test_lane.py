@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from integration.conftest import Env
+from integration.env import Env
 
 PROFILE = "syscage-lane-smoke"
 

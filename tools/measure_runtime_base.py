@@ -2,7 +2,7 @@
 the workload. Learning without a seccomp section in the spec cuts over at the workload's exec, so these
 must be added from a measurement. Writes config/base/<runtime>.json.
 
-    sudo .venv/bin/python -m integration.measure_runtime_base [--runtime runc] [--runs 20]
+    sudo .venv/bin/python -m tools.measure_runtime_base [--runtime runc] [--runs 20]
 
 Run it again when the runtime is upgraded; integration/test_runtime_base.py checks the shipped set
 still covers what the installed runtime does.
@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from integration.conftest import HOOK, write_config
-from syscage.bundle import allow_all_seccomp, learn_hooks, make_busybox_rootfs, write_bundle
+from integration.env import HOOK, allow_all_seccomp, learn_hooks, write_config
+from syscage.bundle import make_busybox_rootfs, write_bundle
 from syscage.config import load_config
 from syscage.hooks.client import start_tracer
 
