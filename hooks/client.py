@@ -15,8 +15,8 @@ import time
 
 from syscage.console import say_warning
 from syscage.errors import SyscageError
-from syscage.hooks.liveness import live_instance, tracer_lock_held
-from syscage.hooks.protocol import READY_FD_ENV, TracerLost, TracerUnavailable, call
+from syscage.liveness import live_instance, tracer_lock_held
+from syscage.protocol import READY_FD_ENV, STATUS, Record, TracerLost, TracerUnavailable, Watch, call, request
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on syscage-runtime's delete
 if TYPE_CHECKING:
@@ -27,29 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["TracerLost", "TracerUnavailable", "ask_to_watch", "record_run", "record_timeout", "request",
            "request_starting_tracer", "start_tracer", "start_tracer_in_background"]
-
-
-def request(config: Config, message: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
-    """One request to a running tracer. Raises TracerUnavailable if none answers."""
-    return call(str(config.tracer_socket), message, timeout)
-
-
-def tracer_pid(config: Config) -> int | None:
-    """The pid of the process listening on the tracer's socket, as the kernel gives it in *our* PID namespace
-    (SO_PEERCRED): the pid a tracer reports of itself is its own namespace's. None if none answers."""
-    import socket
-    import struct
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.settimeout(5)
-        sock.connect(str(config.tracer_socket))
-        pid, _, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-    except OSError:
-        return None
-    finally:
-        sock.close()
-    return pid or None  # 0: the listener is in a PID namespace we cannot see into
 
 
 def request_starting_tracer(config: Config, message: dict[str, Any]) -> dict[str, Any]:
@@ -119,7 +96,7 @@ def _spawn_lock(config: Config) -> Iterator[None]:
 
 def _tracer_answers(config: Config) -> bool:
     try:
-        request(config, {"op": "status"}, timeout=5)
+        request(config, STATUS, timeout=5)
     except TracerUnavailable:
         return False
     return True
@@ -173,15 +150,15 @@ def _read_ready(fd: int, deadline: float) -> str:
         chunks.append(chunk.decode(errors="replace"))
 
 
-def ask_to_watch(config: Config, message: dict[str, Any], component: str,
+def ask_to_watch(config: Config, watch: Watch, component: str,
                  warn: Callable[[str], None] | None = None) -> None:
     """Returns once the tracer watches the container, or (policy "run") after a warning that it runs
     untraced (say_warning, or `warn`); raises SyscageError when the tracer fails and the policy is "fail"."""
     from syscage.jsonlog import JsonLog
 
-    container_id = message["container_id"]
+    container_id = watch.container_id
     try:
-        reply = request_starting_tracer(config, message)
+        reply = request_starting_tracer(config, watch.message())
         if not reply.get("ok"):
             raise SyscageError(str(reply.get("error")), "see the tracer's log")
     except SyscageError as exc:
@@ -189,7 +166,7 @@ def ask_to_watch(config: Config, message: dict[str, Any], component: str,
             raise
         JsonLog.of(config, component).log(
             "warning", "container runs untraced", error=str(exc), phase="prestart", container_id=container_id,
-            profile=message.get("profile"), mode=message.get("mode"))
+            profile=watch.profile, mode=watch.mode)
         if warn is not None:
             warn(f"runs untraced: {exc}; its run will be recorded as incomplete")
         else:
@@ -206,13 +183,12 @@ def record_run(container_id: str, profile: str, mode: str, runtime_exe: str, com
                socket_path: str, timeout: float, config: Config | None = None, key: str = "") -> dict[str, Any]:
     """The tracer's reply ({"ok", "complete", "problems"}), after a warning on stderr if the run is incomplete;
     raises SyscageError if the run was not recorded. key: the container's watch key
-    (syscage.hooks.protocol.watch_key); the tracer hands over a watch only to the record that names it.
+    (syscage.protocol.watch_key); the tracer hands over a watch only to the record that names it.
 
     The config is loaded only if the tracer cannot be asked (syscage-runtime's delete passes the socket and
     timeout it wrote into the learning marker, and spares itself the config loader on the usual path)."""
     asked_at = time.time()
-    message = {"op": "record", "container_id": container_id, "profile": profile, "mode": mode,
-               "runtime_exe": runtime_exe, "key": key}
+    message = Record(container_id, profile, key, mode, runtime_exe).message()
     try:
         # The tracer merges and writes the profile durably before it answers.
         reply = call(socket_path, message, timeout)

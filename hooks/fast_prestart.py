@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import json
 
-from syscage.hooks.protocol import TracerUnavailable, call, watch_key
+from syscage.protocol import TracerUnavailable, Watch, call, watch_key
 
 PREPARED = "--prepared="
 REQUEST_TIMEOUT = 10.0
+# The Watch fields the wrapper decides (the hook adds the pid, the key and `via`).
 FIELDS = ("profile", "mode", "profile_defaulted", "exec_mode", "no_new_privileges")
 
 
-def prepared_argument(tracer_socket: str, container_id: str, watch: dict[str, object]) -> str:
-    """The hook argument syscage-runtime writes into the spec (with the create's nonce, watch["nonce"])."""
-    doc = {"socket": tracer_socket, "container_id": container_id, "nonce": watch.get("nonce", ""),
-           **{k: watch[k] for k in FIELDS}}
+def prepared_argument(tracer_socket: str, watch: Watch, nonce: str) -> str:
+    """The hook argument syscage-runtime writes into the spec for `watch` (its pid still unknown)."""
+    doc = {"socket": tracer_socket, "container_id": watch.container_id, "nonce": nonce,
+           **{k: getattr(watch, k) for k in FIELDS}}
     return PREPARED + json.dumps(doc, separators=(",", ":"))
 
 
@@ -40,8 +41,8 @@ def watch_prepared(argument: str, raw_state: bytes) -> bool:
         prepared = json.loads(argument[len(PREPARED):])
         state = json.loads(raw_state)
         pid, container_id, path = state["pid"], state["id"], prepared["socket"]
-        message = {"op": "watch", "container_id": container_id, "pid": pid, "via": "prepared hook",
-                   "key": watch_key(prepared.get("nonce"), state.get("bundle")), **{k: prepared[k] for k in FIELDS}}
+        key = watch_key(prepared.get("nonce"), state.get("bundle"))
+        message = Watch(container_id, pid, key=key, via="prepared hook", **{k: prepared[k] for k in FIELDS}).message()
     except (ValueError, KeyError, TypeError, RecursionError):
         return False
     notes = state.get("annotations")

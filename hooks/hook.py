@@ -14,9 +14,9 @@ from typing import Any
 from syscage.config import Config, load_config
 from syscage.console import say_error
 from syscage.errors import SyscageError
-from syscage.hooks.protocol import watch_key
 from syscage.names import LEARNING_MODES
 from syscage.oci import HookState, Selection, has_seccomp, load_spec, no_new_privileges, parse_hook_state, select
+from syscage.protocol import Watch, watch_key
 
 PHASES = ("prestart", "poststop", "auto")
 # With "auto" (hooks.d files that list several stages), the phase comes from the state's status.
@@ -69,10 +69,9 @@ def prestart(config: Config, state: HookState, selection: Selection, key: str) -
     if state.pid is None:
         raise SyscageError("the runtime passed no pid in the prestart state", "run syscage-hook as a prestart hook")
     spec = load_spec(state.bundle)
-    message = {"op": "watch", "container_id": state.container_id, "pid": state.pid, "profile": selection.profile,
-               "key": key, "mode": selection.mode, "profile_defaulted": selection.profile_defaulted,
-               "exec_mode": not has_seccomp(spec), "no_new_privileges": no_new_privileges(spec)}
-    ask_to_watch(config, message, "hook")
+    watch = Watch(state.container_id, state.pid, selection.named, key, selection.mode, selection.profile_defaulted,
+                  not has_seccomp(spec), no_new_privileges(spec))
+    ask_to_watch(config, watch, "hook")
     return 0
 
 
@@ -81,8 +80,7 @@ def poststop(config: Config, state: HookState, selection: Selection, key: str) -
     the run's pending record stays, so the profile says it is incomplete."""
     from syscage.hooks.client import record_run, record_timeout
 
-    assert selection.profile is not None
-    record_run(state.container_id, selection.profile, selection.mode, parent_executable(), "hook",
+    record_run(state.container_id, selection.named, selection.mode, parent_executable(), "hook",
                socket_path=str(config.tracer_socket), timeout=record_timeout(config), config=config, key=key)
     return 0
 

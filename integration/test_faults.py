@@ -25,7 +25,7 @@ from integration import bpf_objects
 from integration.env import VENV_BIN, Env
 from integration.private import NAMESPACE, WRAPPER, World, containerd_world, make_world, tracer_bpf, wait_gone
 from syscage.config import load_config
-from syscage.hooks.client import TracerUnavailable, request
+from syscage.protocol import TracerUnavailable, request
 
 SLOW = ["sh", "-c", "echo start; cat /proc/self/status >/dev/null; sleep 3; echo end"]
 

@@ -33,7 +33,7 @@ from integration.env import Env
 from integration.private import WRAPPER, World, make_world, rss_mb, tracer_bpf, wait_gone
 from syscage.bundle import write_bundle
 from syscage.config import load_config
-from syscage.hooks.client import TracerUnavailable, request
+from syscage.protocol import TracerUnavailable, request
 
 MAX_THREADS = 64
 FORKS = 200

@@ -15,8 +15,8 @@ import pytest
 
 from integration.env import HOOK, Env, write_config
 from syscage.config import load_config
-from syscage.hooks.client import TracerUnavailable, request
 from syscage.hooks.daemon.observe import runtime_base
+from syscage.protocol import TracerUnavailable, request
 
 WORKLOAD = ["sh", "-c", "echo hi; ls /; cat /etc/hostname"]
 RUNTIME_SETUP = {"pivot_root", "mount", "sethostname", "umount2"}

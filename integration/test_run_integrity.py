@@ -18,7 +18,7 @@ import pytest
 from integration.env import VENV_BIN, Env, write_config
 from integration.test_wrapper_runc import WRAPPER, _stop_tracer_of, _wait_stopped, call, learning_bundle
 from syscage.config import load_config
-from syscage.hooks.client import request
+from syscage.protocol import request
 
 SYSCAGE = str(VENV_BIN / "syscage")
 

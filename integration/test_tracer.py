@@ -13,7 +13,7 @@ from pathlib import Path
 from integration import bpf_objects
 from integration.env import Env, write_config
 from syscage.config import load_config
-from syscage.hooks.client import request
+from syscage.protocol import request
 
 
 def test_tracer_lives_in_its_own_cgroup(env: Env) -> None:

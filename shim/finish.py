@@ -57,7 +57,7 @@ def record(runtime: str, container_id: str, learning: dict[str, object]) -> None
 
 
 def marker_key(learning: dict[str, object]) -> str:
-    from syscage.hooks.protocol import watch_key
+    from syscage.protocol import watch_key
 
     return watch_key(learning.get("nonce"), None)
 
@@ -70,10 +70,10 @@ def release_failed_create(marker: str, container_id: str, runtime_root: str | No
     remove_marker(marker)
     if learning is None:
         return
-    from syscage.hooks.protocol import TracerUnavailable, call
+    from syscage.protocol import Release, TracerUnavailable, call
 
     try:
-        call(str(learning["socket"]), {"op": "release", "container_id": container_id,
-                                       "profile": learning["profile"], "key": marker_key(learning)}, 10.0)
+        call(str(learning["socket"]), Release(container_id, marker_key(learning), str(learning["profile"])).message(),
+             10.0)
     except TracerUnavailable:
         return

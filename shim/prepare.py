@@ -16,6 +16,7 @@ from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
 from syscage.names import ANNOTATION_MODE, LEARNING_MODES
 from syscage.oci import Selection, load_json_doc, select, spec_annotations
+from syscage.protocol import Watch
 from syscage.shim import ownfilter
 from syscage.shim.modifiers import (
     HOOK_PHASES,
@@ -221,39 +222,41 @@ def learn_hooks(config: Config, selection: Selection, container_id: str, spec: d
     from syscage.oci import has_seccomp, no_new_privileges
 
     shaped = apply(spec, modifiers)
-    watch = {"profile": selection.profile, "mode": selection.mode, "profile_defaulted": selection.profile_defaulted,
-             "exec_mode": not has_seccomp(shaped), "no_new_privileges": no_new_privileges(shaped), "nonce": nonce}
+    # The pid and key come with the prestart state.
+    watch = Watch(container_id, 0, selection.named, "", selection.mode, selection.profile_defaulted,
+                  not has_seccomp(shaped), no_new_privileges(shaped))
     relay = open_relay(str(config.run_dir), config.hook_timeout) if marked else None
     if relay is not None:
-        return add_hook("prestart", relay.hook_entry()), relay, relay_answer(config, container_id, watch, tell)
-    prepared = prepared_argument(str(config.tracer_socket), container_id, watch)
+        return add_hook("prestart", relay.hook_entry()), relay, relay_answer(config, watch, nonce, tell)
+    prepared = prepared_argument(str(config.tracer_socket), watch, nonce)
     phases = ("prestart",) if marked else HOOK_PHASES
     return add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), phases, (prepared,),
                            (f"--key={nonce}",) if nonce else ()), None, None
 
 
-def relay_answer(config: Config, container_id: str, watch: dict[str, Any], tell: RuntimeLog
-                 ) -> Callable[[bytes], str | None]:
+def relay_answer(config: Config, watch: Watch, nonce: str, tell: RuntimeLog) -> Callable[[bytes], str | None]:
     """Answers the relayed prestart: None once the tracer watches (or, with learn.on_tracer_error = run,
     after a warning that the container runs untraced), else why the container must fail. Messages go to
     stderr and to the runtime's --log: for a containerd `create`, stderr is the container's."""
+    container_id = watch.container_id
+
     def answer(raw: bytes) -> str | None:
         from syscage.hooks.client import ask_to_watch
-        from syscage.hooks.protocol import watch_key
         from syscage.oci import parse_hook_state
+        from syscage.protocol import watch_key
 
         try:
             state = parse_hook_state(raw)
             if state.container_id != container_id or state.pid is None:
                 raise SyscageError(f"the prestart state names container {state.container_id!r} (pid {state.pid})",
                                    "report this: the runtime's state does not match its command line")
-            ask_to_watch(config, {"op": "watch", "container_id": container_id, "pid": state.pid, "via": "relay",
-                                  "key": watch_key(watch["nonce"], str(state.bundle)), **watch}, "runtime",
-                         warn=tell.warning)
+            ask_to_watch(config, Watch(container_id, state.pid, watch.profile, watch_key(nonce, str(state.bundle)),
+                                       watch.mode, watch.profile_defaulted, watch.exec_mode, watch.no_new_privileges,
+                                       via="relay"), "runtime", warn=tell.warning)
         except SyscageError as exc:
             tell.error(f"prestart: {exc}")
             JsonLog.of(config, "runtime").log(
-                "error", "prestart failed", container_id=container_id, profile=watch["profile"], error=str(exc))
+                "error", "prestart failed", container_id=container_id, profile=watch.profile, error=str(exc))
             return f"syscage: container {container_id}: {exc}"
         return None
     return answer
@@ -278,7 +281,7 @@ def relay_missed(config: Config, container_id: str, runtime_root: str | None, te
 
 
 def start_tracer_early(config: Config) -> None:
-    from syscage.hooks.liveness import tracer_lock_held
+    from syscage.liveness import tracer_lock_held
 
     if tracer_lock_held(config.run_dir):
         return  # the usual case: running (or starting), and the client module is not even needed
@@ -365,7 +368,7 @@ def apparmor_modifiers(name: str | None, mode: str, config: Config, log: Any, sp
 
 def usable_profile(store: Any, name: str, config: Config) -> dict[str, Any]:
     """The profile, complete and allowing something, or Unenforceable."""
-    from syscage.hooks.liveness import live_instance
+    from syscage.liveness import live_instance
 
     learn_hint = "learn it first (io.syscage.mode=learn) or set enforce.on_missing_profile = \"allow\""
     try:

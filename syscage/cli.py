@@ -334,7 +334,7 @@ def _store(config: Config):  # type: ignore[no-untyped-def]
 
 
 def _live(config: Config) -> str | None:
-    from syscage.hooks.liveness import live_instance
+    from syscage.liveness import live_instance
 
     return live_instance(config.run_dir)
 
@@ -462,10 +462,10 @@ def cmd_accept(config: Config, args: argparse.Namespace) -> int:
 def cmd_tracer(config: Config, args: argparse.Namespace) -> int:
     import signal
 
-    from syscage.hooks.client import TracerUnavailable, request, tracer_pid
+    from syscage.protocol import STATUS, TracerUnavailable, request, tracer_pid
 
     try:
-        status = request(config, {"op": "status"}, timeout=5)
+        status = request(config, STATUS, timeout=5)
     except TracerUnavailable:
         print(f"tracer: not running (socket {config.tracer_socket})")
         return 0 if args.action == "stop" else 3
@@ -480,7 +480,7 @@ def cmd_tracer(config: Config, args: argparse.Namespace) -> int:
                            f"pid {status.get('pid')})", "stop it from its own PID namespace, or with its service")
     os.kill(pid, signal.SIGTERM)
     # It saves the runs of the containers it still watches (as incomplete) before it lets go of its lock.
-    from syscage.hooks.liveness import tracer_lock_held
+    from syscage.liveness import tracer_lock_held
 
     deadline = time.monotonic() + STOP_WAIT
     while tracer_lock_held(config.run_dir) and time.monotonic() < deadline:

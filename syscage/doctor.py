@@ -188,10 +188,10 @@ def check_store(store: Path) -> Check:
 
 
 def check_tracer(config: Config) -> Check:
-    from syscage.hooks.client import TracerUnavailable, request
+    from syscage.protocol import STATUS, TracerUnavailable, request
 
     try:
-        status = request(config, {"op": "status"}, timeout=5)
+        status = request(config, STATUS, timeout=5)
     except TracerUnavailable:
         return Check("tracer", False, f"not running (socket {config.tracer_socket}); it starts when a container learns",
                      required=False)

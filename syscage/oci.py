@@ -38,6 +38,13 @@ class Selection(NamedTuple):
     profile: str | None
     profile_defaulted: bool = False
 
+    @property
+    def named(self) -> str:
+        """The profile of a mode that has one (every mode but off: select() names it)."""
+        if self.profile is None:
+            raise SyscageError(f"mode {self.mode} names no profile", "use a mode other than off")
+        return self.profile
+
 
 def load_json_doc(raw: bytes | str, what: str, hint: str) -> Any:
     """json.loads for untrusted documents: anything that is not JSON, including nesting too deep for the

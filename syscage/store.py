@@ -118,7 +118,7 @@ class ProfileStore:
 
         pending: the id of the run's pending record, removed in the same locked transaction. settling: the
         run only stands in for that pending record (a lost one): nothing is written if the record is gone
-        or its run is already in the profile (then None). key: the watch key (syscage.hooks.protocol.watch_key)
+        or its run is already in the profile (then None). key: the watch key (syscage.protocol.watch_key)
         kept in the run record, so that a late record of the same container is known (run_recorded)."""
         from syscage.profile import merge
 
@@ -248,7 +248,7 @@ class ProfileStore:
 
     def lost_pending(self, name: str, live_instance: str | None) -> list[dict[str, Any]]:
         """Pending runs that will never be recorded as they are: their tracer is not the live one
-        (`live_instance`, see syscage.hooks.liveness), or recording them failed. Any makes the profile
+        (`live_instance`, see syscage.liveness), or recording them failed. Any makes the profile
         incomplete. The others are containers learning now."""
         return [p for p in self.pending(name) if lost_now(p, live_instance)]
 

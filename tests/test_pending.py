@@ -11,7 +11,7 @@ import pytest
 
 from syscage.config import Config
 from syscage.errors import SyscageError
-from syscage.hooks.liveness import INSTANCE_FILE, LOCK_FILE, live_instance
+from syscage.liveness import INSTANCE_FILE, LOCK_FILE, live_instance
 from syscage.profile import Observation
 from syscage.shim.prepare import Unenforceable, enforceable_seccomp
 from syscage.store import ProfileStore

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 from syscage.config import Config, load_config
 from syscage.console import say_error
 from syscage.errors import SyscageError
-from syscage.hooks.liveness import INSTANCE_FILE, LOCK_FILE
-from syscage.hooks.protocol import READY_FD_ENV, ProtocolError, receive, send
+from syscage.liveness import INSTANCE_FILE, LOCK_FILE
 from syscage.logs import setup_logging
+from syscage.protocol import READY_FD_ENV, ProtocolError, Record, Release, Watch, receive, send
 from syscage.store import utc_now
 
 if TYPE_CHECKING:
@@ -52,10 +52,14 @@ class Watched:
     exec_mode: bool
     no_new_privileges: bool
     started: str
-    key: str = ""  # see syscage.hooks.protocol.watch_key: a record must name it to take this watch's run
+    key: str = ""  # see syscage.protocol.watch_key: a record must name it to take this watch's run
     pending: str | None = None  # the id of its pending run in the store
     vanished_at: float | None = None
 
+
+# The requests that name a container, by op (status takes no argument).
+REQUESTS: dict[str, type[Watch] | type[Record] | type[Release]] = {
+    Watch.OP: Watch, Record.OP: Record, Release.OP: Release}
 
 # What a stale watch's run says when it is saved without its container's record.
 REUSED = ("its container is gone and another container now uses the id {cid} (deleted without syscage, e.g. "
@@ -117,8 +121,14 @@ class Tracer:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        op = request.get("op")
+    def handle(self, doc: dict[str, Any]) -> dict[str, Any]:
+        op = doc.get("op")
+        request: Watch | Record | Release | None = None
+        try:
+            if op in REQUESTS:
+                request = REQUESTS[op].parse(doc)
+        except ProtocolError as exc:
+            return {"ok": False, "error": str(exc)}
         stale: list[tuple[Watched, dict[str, Any]]] = []
         new: Watched | None = None
         taken: tuple[Watched, dict[str, Any]] | None = None
@@ -128,28 +138,25 @@ class Tracer:
             self.last_activity = time.monotonic()
             if op == "status":
                 return self._status()
-            if op == "watch":
-                reply, new = self._watch(request, stale)
-            elif op in ("record", "release"):
-                taken = self._take(request, stale)
-            else:
+            if request is None:
                 return {"ok": False, "error": f"unknown op {op!r}"}
+            if isinstance(request, Watch):
+                reply, new = self._watch(request, stale)
+            else:
+                taken = self._take(request, stale)
         # Store writes (with their fsyncs) happen outside the tracer's lock: other containers' requests go
         # on meanwhile, and the store's own per-profile lock keeps writers apart.
         for watched, report in stale:
             self._save(watched, report, REUSED.format(cid=watched.container_id))
-        if op == "watch":
+        if isinstance(request, Watch):
             return self._note_pending(reply, new)
-        if op == "release":
-            return self._drop(request, taken)
+        if isinstance(request, Release):
+            return self._drop(taken)
         return self._record(request, taken)
 
-    def _watch(self, req: dict[str, Any], stale: list[tuple[Watched, dict[str, Any]]]
+    def _watch(self, req: Watch, stale: list[tuple[Watched, dict[str, Any]]]
                ) -> tuple[dict[str, Any], Watched | None]:
-        cid, pid, profile, key = req.get("container_id"), req.get("pid"), req.get("profile"), req.get("key") or ""
-        if not isinstance(cid, str) or not isinstance(pid, int) or not isinstance(profile, str) \
-                or not isinstance(key, str):
-            return {"ok": False, "error": "watch needs container_id, pid and profile"}, None
+        cid, pid, profile, key = req.container_id, req.pid, req.profile, req.key
         try:
             identity = self.identify(pid)
         except (OSError, LookupError) as exc:
@@ -175,19 +182,19 @@ class Tracer:
                                               "(tracer.max_containers_per_namespace)"}, None
         try:
             slot = self.recorder.add(identity.cgroup_id, identity.pidns_dev, identity.pidns_ino,
-                                     exec_mode=bool(req.get("exec_mode")))
+                                     exec_mode=req.exec_mode)
         except IndexError:
             self.refused += 1
             return {"ok": False, "error": f"tracer is already watching {len(self.watched)} containers "
                                           "(tracer.max_containers)"}, None
         except KeyError:
             return {"ok": False, "error": f"cgroup of {cid} is already watched for another container"}, None
-        watched = Watched(cid, profile, slot, identity.cgroup_id, identity.cgroup_path, bool(req.get("exec_mode")),
-                          bool(req.get("no_new_privileges")), utc_now(), key)
+        watched = Watched(cid, profile, slot, identity.cgroup_id, identity.cgroup_path, req.exec_mode,
+                          req.no_new_privileges, utc_now(), key)
         self.watched[cid] = watched
-        self.log.info("watching", container_id=cid, profile=profile, mode=req.get("mode", "learn"), slot=slot,
-                      cgroup_id=identity.cgroup_id, cutover="exec" if req.get("exec_mode") else "seccomp",
-                      profile_defaulted=bool(req.get("profile_defaulted")), via=str(req.get("via", "hook")))
+        self.log.info("watching", container_id=cid, profile=profile, mode=req.mode, slot=slot,
+                      cgroup_id=identity.cgroup_id, cutover="exec" if req.exec_mode else "seccomp",
+                      profile_defaulted=req.profile_defaulted, via=req.via)
         return {"ok": True, "slot": slot, "instance": self.instance}, watched
 
     def _note_pending(self, reply: dict[str, Any], watched: Watched | None) -> dict[str, Any]:
@@ -217,13 +224,13 @@ class Tracer:
                 self.store.drop_pending(watched.profile, pending)
         return reply
 
-    def _take(self, req: dict[str, Any], stale: list[tuple[Watched, dict[str, Any]]]
+    def _take(self, req: Record | Release, stale: list[tuple[Watched, dict[str, Any]]]
               ) -> tuple[Watched, dict[str, Any]] | None:
         """The watch a record (or release) names, released, if it is that container's: same id, key and
         profile. Never another container's: a watch of the same id whose cgroup is gone is a stale one,
         saved into its own profile."""
-        cid, key, profile = req.get("container_id"), req.get("key"), req.get("profile")
-        watched = self.watched.get(cid) if isinstance(cid, str) else None
+        cid, key, profile = req.container_id, req.key, req.profile
+        watched = self.watched.get(cid)
         if watched is None:
             return None
         if key and watched.key == key and (profile is None or watched.profile == profile):
@@ -234,7 +241,7 @@ class Tracer:
             stale.append((watched, self._release(watched)))
         return None
 
-    def _drop(self, req: dict[str, Any], taken: tuple[Watched, dict[str, Any]] | None) -> dict[str, Any]:
+    def _drop(self, taken: tuple[Watched, dict[str, Any]] | None) -> dict[str, Any]:
         """A create that failed after its prestart: no container, no run; its watch and pending run go."""
         if taken is None:
             return {"ok": True, "released": False}
@@ -249,16 +256,14 @@ class Tracer:
                       profile=watched.profile)
         return {"ok": True, "released": True}
 
-    def _record(self, req: dict[str, Any], taken: tuple[Watched, dict[str, Any]] | None) -> dict[str, Any]:
+    def _record(self, req: Record, taken: tuple[Watched, dict[str, Any]] | None) -> dict[str, Any]:
         """Merge what was seen of one container into its profile, durably, before replying."""
         from syscage.hooks.daemon.observe import observation_from_report, untraced_observation
 
-        cid, profile, mode = req.get("container_id"), req.get("profile"), req.get("mode", "learn")
-        if not isinstance(cid, str) or not isinstance(profile, str):
-            return {"ok": False, "error": "record needs container_id and profile"}
-        runtime_name, runtime = self._runtime(req.get("runtime_exe"))
+        cid, profile, mode = req.container_id, req.profile, req.mode
+        runtime_name, runtime = self._runtime(req.runtime_exe)
         watched = taken[0] if taken else None
-        key = watched.key if watched else str(req.get("key") or "")
+        key = watched.key if watched else req.key
         if watched is None and self.store.run_recorded(profile, cid, key):
             # Saved already (the tracer that watched it stopped, or its cgroup vanished first): once only.
             return {"ok": True, "complete": False, "syscalls": 0, "cutover": "none", "instance": self.instance,
@@ -430,7 +435,7 @@ class Tracer:
         recorded yet stays (its create may still be under way, or its delete will record it)."""
         import json
 
-        from syscage.hooks.protocol import watch_key
+        from syscage.protocol import watch_key
         from syscage.shim.markers import LEARNING_DIR, container_exists
 
         removed = 0
