@@ -6,8 +6,6 @@ and by the CLI."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import select
 import sys
@@ -16,11 +14,13 @@ import time
 from syscage.console import say_warning
 from syscage.errors import SyscageError
 from syscage.liveness import live_instance, tracer_lock_held
+from syscage.locks import flocked
 from syscage.protocol import READY_FD_ENV, STATUS, Record, TracerLost, TracerUnavailable, Watch, call, request
+from syscage.standard import STANDARD_PATH
 
 TYPE_CHECKING = False  # as typing.TYPE_CHECKING, without importing typing on syscage-runtime's delete
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Any
 
     from syscage.config import Config
@@ -83,15 +83,9 @@ def start_tracer_in_background(config: Config) -> None:
         pass  # the prestart hook tries again, and reports what fails
 
 
-@contextlib.contextmanager
-def _spawn_lock(config: Config) -> Iterator[None]:
+def _spawn_lock(config: Config) -> flocked:
     config.run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-    fd = os.open(config.run_dir / "spawn.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return flocked(config.run_dir / "spawn.lock")
 
 
 def _tracer_answers(config: Config) -> bool:
@@ -115,7 +109,7 @@ def _spawn_detached(config: Config, ready_fd: int | None) -> None:
     """Start the tracer as an orphan in a session of its own (fork, spawn, exit), holding none of our
     descriptors: a runtime waits for a hook's stdout and stderr to close."""
     env = {k: v for k, v in os.environ.items() if k in ("SYSCAGE_CONFIG", "PATH", "LANG")}
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    env.setdefault("PATH", STANDARD_PATH)
     if ready_fd is not None:
         env[READY_FD_ENV] = str(ready_fd)
     out = os.open(config.run_dir / "tracer.out", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from syscage.config import Config, load_config
 from syscage.console import say_error
 from syscage.errors import SyscageError
+from syscage.jsonlog import JsonLog
 from syscage.names import LEARNING_MODES
 from syscage.oci import HookState, Selection, has_seccomp, load_spec, no_new_privileges, parse_hook_state, select
 from syscage.protocol import Watch, watch_key
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
             phase = phase_from_status(state)
     except SyscageError as exc:
         say_error(f"{phase}: {exc}")
-        log_event(config, "error", "hook input refused", phase=phase, error=str(exc))
+        JsonLog.of(config, "hook").error("hook input refused", phase=phase, error=str(exc))
         return 2
     if selection.mode not in LEARNING_MODES:
         return 0  # hooks.d runs us for every container; only learners concern the hook
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None, stdin: bytes | None = None) -> int:
         return poststop(config, state, selection, key)
     except (SyscageError, OSError) as exc:
         # OSError: an unexpected file-system failure (full disk, unwritable store): still one line.
-        log_event(config, "error", f"{phase} failed", error=str(exc), **context)
+        JsonLog.of(config, "hook").error(f"{phase} failed", error=str(exc), **context)
         say_error(f"{phase} for container {state.container_id}: {exc}")
         return 1
 
@@ -85,22 +85,12 @@ def poststop(config: Config, state: HookState, selection: Selection, key: str) -
     return 0
 
 
-def log_event(config: Config | None, level: str, event: str, **fields: Any) -> None:
-    """One structured log entry (see syscage.jsonlog: no structlog import on the container's start path)."""
-    from syscage.jsonlog import log_event as log_entry
-
-    log_entry(config, "hook", level, event, **fields)
-
-
 def phase_from_status(state: HookState) -> str:
     try:
         return STATUS_PHASE[state.status]
     except KeyError:
         raise SyscageError(f"cannot tell the hook phase from status {state.status[:40]!r} of {state.container_id}",
                            "pass prestart or poststop explicitly") from None
-
-
-STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def parent_executable() -> str:
@@ -118,6 +108,8 @@ def parent_executable() -> str:
     except OSError:
         return ""
     import shutil
+
+    from syscage.standard import STANDARD_PATH
 
     return shutil.which(comm, path=STANDARD_PATH) or "" if comm else ""
 

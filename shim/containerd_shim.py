@@ -12,8 +12,11 @@ from __future__ import annotations
 import os
 import sys
 
+from syscage.console import say_error
 from syscage.shim.fastconfig import read_keys
+from syscage.standard import STANDARD_PATH
 
+PROGRAM = "containerd-shim-syscage-v2"
 RUNC_SHIM = "containerd-shim-runc-v2"
 
 
@@ -49,18 +52,18 @@ def main() -> None:
     try:
         directory = shim_path_dir()
     except OSError as exc:
-        sys.stderr.write(f"containerd-shim-syscage-v2: error: cannot prepare its runc directory: {exc}\n")
+        say_error(f"cannot prepare its runc directory: {exc}", PROGRAM)
         sys.exit(1)
-    path = os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    path = os.environ.get("PATH", STANDARD_PATH)
     shim = find_runc_shim(path, directory)
     if shim is None:
-        sys.stderr.write(f"containerd-shim-syscage-v2: error: {RUNC_SHIM} not found in PATH; install containerd\n")
+        say_error(f"{RUNC_SHIM} not found in PATH; install containerd", PROGRAM)
         sys.exit(1)
     os.environ["PATH"] = directory + os.pathsep + path
     try:
         os.execv(shim, [shim, *sys.argv[1:]])
     except OSError as exc:
-        sys.stderr.write(f"containerd-shim-syscage-v2: error: cannot run {shim}: {exc.strerror}\n")
+        say_error(f"cannot run {shim}: {exc.strerror}", PROGRAM)
         sys.exit(1)
 
 

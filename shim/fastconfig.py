@@ -11,17 +11,17 @@ the full loader, which refuses a broken config with a precise message.)
 from __future__ import annotations
 
 import os
-import sys
 
-from syscage import configcache
+from syscage import configcache, standard
+from syscage.console import say_warning
 
-DEFAULT_CONFIG = "/etc/syscage/config.toml"
-DEFAULTS = {("runtime", "path"): "/usr/sbin/runc", ("paths", "run_dir"): "/run/syscage"}
+# The full loader's defaults for these keys (syscage.config builds its own from the same module).
+DEFAULTS = {("runtime", "path"): standard.RUNTIME_PATH, ("paths", "run_dir"): standard.RUN_DIR}
 KIND = "keys"
 
 
 def read_keys() -> dict[tuple[str, str], str]:
-    path = os.environ.get("SYSCAGE_CONFIG") or DEFAULT_CONFIG
+    path = os.environ.get(standard.CONFIG_ENV) or standard.CONFIG_FILE
     try:
         with open(path, "rb") as f:
             text = f.read()
@@ -56,7 +56,7 @@ def _parse(path: str, raw: bytes) -> dict[tuple[str, str], str] | None:
 
         doc = tomli.loads(raw.decode())
     except (ValueError, UnicodeDecodeError, RecursionError):
-        sys.stderr.write(f"syscage: warning: cannot parse {path}; using defaults for the runtime path\n")
+        say_warning(f"cannot parse {path}; using defaults for the runtime path")
         return None
     for (table, key), default in DEFAULTS.items():
         value = doc.get(table, {}).get(key, default) if isinstance(doc.get(table), dict) else default

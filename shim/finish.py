@@ -47,13 +47,13 @@ def record(runtime: str, container_id: str, learning: dict[str, object]) -> None
         record_run(container_id, profile, mode, runtime, "runtime", socket_path=str(learning["socket"]),
                    timeout=float(timeout), key=marker_key(learning))
     except (SyscageError, OSError) as exc:
-        from syscage.jsonlog import log_event
+        from syscage.jsonlog import JsonLog
 
         what = exc.what if isinstance(exc, SyscageError) else str(exc)
         say_error(f"container {container_id}: its run was not recorded ({' '.join(what.split())}); profile "
                   f"{profile} is incomplete until it is learned again or accepted (see `syscage show {profile}`)")
-        log_event(None, "runtime", "error", "run not recorded", container_id=container_id, profile=profile,
-                  error=str(exc))
+        JsonLog.of(None, "runtime").error("run not recorded", container_id=container_id, profile=profile,
+                                          error=str(exc))
 
 
 def marker_key(learning: dict[str, object]) -> str:

@@ -1,8 +1,13 @@
 """The real runtime, as syscage-runtime starts it (exec'd, or as a child): the loop guard in its
 environment, and the one line when it cannot be started. Only `os` and `sys`: the passthrough path uses it."""
 
+from __future__ import annotations
+
 import os
-import sys
+
+from syscage.console import say_error
+
+PROGRAM = "syscage-runtime"
 
 # Set for every real-runtime process: a runtime.path that points back at syscage-runtime then fails at
 # once with a clear line instead of running itself forever.
@@ -15,5 +20,5 @@ def exec_runtime(runtime: str, args: list[str]) -> None:
     try:
         os.execv(runtime, [runtime, *args])
     except OSError as exc:
-        sys.stderr.write(f"syscage-runtime: error: cannot run the real runtime {runtime}: {exc.strerror}; "
-                         "set runtime.path in the syscage config\n")
+        say_error(f"cannot run the real runtime {runtime}: {exc.strerror}; set runtime.path in the syscage config",
+                  PROGRAM)

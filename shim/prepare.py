@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from syscage.config import Config, load_config
+from syscage.console import say
 from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
 from syscage.names import ANNOTATION_MODE, LEARNING_MODES
@@ -446,8 +447,8 @@ class RuntimeLog:
         self._say("warning", message)
 
     def _say(self, level: str, message: str) -> None:
+        say(level, f"container {self.container_id}: {message}")
         line = f"syscage: {level}: container {self.container_id}: {message}"
-        sys.stderr.write(line + "\n")
         if not self.path:
             return
         try:

@@ -13,7 +13,6 @@ If the relay cannot be set up, the spec gets the `syscage-hook prestart` hook in
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import select
 import sys
@@ -21,8 +20,10 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from syscage.locks import open_locked
 from syscage.shim.child import spawn_runtime, wait_runtime
 from syscage.shim.modifiers import RELAY_TAG
+from syscage.standard import STANDARD_PATH
 
 SHELL = "/bin/sh"
 # $1: the state FIFO, $2: the verdict FIFO. Both FIFOs are opened by the shell itself (exec, and the
@@ -33,7 +34,7 @@ SHELL = "/bin/sh"
 # the error they report (and containerd shows the runtime's last error line).
 HOOK_SCRIPT = ('[ -p "$1" ] || exit 0; exec 3>"$1" && cat >&3 && exec 3>&- && IFS= read -r verdict < "$2"; '
                '[ "$verdict" = ok ] && exit 0; printf \'%s\\n\' "${verdict#fail }" >&2; exit 1')
-HOOK_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # runtimes give hooks no PATH
+HOOK_PATH = f"PATH={STANDARD_PATH}"  # runtimes give hooks no PATH
 RELAY_DIR = "relay"
 LOCK = "lock"
 
@@ -64,8 +65,9 @@ def open_relay(run_dir: str, timeout: int) -> PrestartRelay | None:
         os.makedirs(parent, mode=0o700, exist_ok=True)
         sweep(parent)
         os.mkdir(directory, 0o700)
-        lock_fd = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock_fd = open_locked(os.path.join(directory, LOCK), blocking=False) or -1
+        if lock_fd < 0:
+            raise OSError("the relay's new lock is held")
         relay = PrestartRelay(directory, os.path.join(directory, "state"), os.path.join(directory, "verdict"),
                               timeout, lock_fd)
         os.mkfifo(relay.state_fifo, 0o600)
@@ -86,14 +88,11 @@ def sweep(parent: str) -> None:
     for name in os.listdir(parent):
         directory = os.path.join(parent, name)
         try:
-            probe = os.open(os.path.join(directory, LOCK), os.O_RDWR | os.O_CLOEXEC)
+            probe = open_locked(os.path.join(directory, LOCK), blocking=False, create=False)
         except OSError:
-            continue  # being made (no lock file yet) or being removed
-        try:
-            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(probe)
-            continue  # alive
+            probe = None
+        if probe is None:
+            continue  # alive, or being made (no lock file yet) or being removed
         try:
             _free_hook(directory)
             close_relay(directory)

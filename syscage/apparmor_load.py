@@ -18,16 +18,13 @@ complain. Profile names are lower case, so no enforce label can be a complain la
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from syscage.atomic import write_atomically
 from syscage.errors import SyscageError
+from syscage.locks import flocked
 from syscage.names import validate_profile_name
 
 # The renderer's (syscage.apparmor), not imported from it: this module is imported on every enforce's start
@@ -148,12 +145,6 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-@contextlib.contextmanager
-def _locked(directory: Path, label: str) -> Iterator[None]:
+def _locked(directory: Path, label: str) -> flocked:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(directory / f".{label}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return flocked(directory / f".{label}.lock")

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from syscage import standard
 from syscage.errors import SyscageError
 
-DEFAULT_CONFIG_PATH = Path("/etc/syscage/config.toml")
-ENV_CONFIG = "SYSCAGE_CONFIG"
+DEFAULT_CONFIG_PATH = Path(standard.CONFIG_FILE)
+ENV_CONFIG = standard.CONFIG_ENV
 # Allowed by every profile whatever was seen: a run cut short (SIGKILL) never makes exit_group, and a
 # process that cannot exit or return from a signal handler crashes instead of failing one syscall.
 DEFAULT_ALWAYS_ALLOW = ("exit", "exit_group", "restart_syscall", "rt_sigreturn")
@@ -19,9 +20,9 @@ DEFAULT_ALWAYS_ALLOW = ("exit", "exit_group", "restart_syscall", "rt_sigreturn")
 # A NamedTuple, not a dataclass: immutable all the same, and it spares every hook and wrapper call
 # the ~10 ms import of dataclasses (and inspect).
 class Config(NamedTuple):
-    store: Path = Path("/var/lib/syscage")
-    run_dir: Path = Path("/run/syscage")
-    log_file: Path = Path("/var/log/syscage/syscage.log")
+    store: Path = Path(standard.STORE)
+    run_dir: Path = Path(standard.RUN_DIR)
+    log_file: Path = Path(standard.LOG_FILE)
     log_level: str = "info"
     idle_timeout: float = 300.0
     start_timeout: float = 30.0
@@ -33,8 +34,8 @@ class Config(NamedTuple):
     seccomp_errno: int = errno_codes.EPERM
     always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW
     never_allow: tuple[str, ...] = ()  # seccomp.never_allow: withheld from every profile, even if a run needs one
-    runtime_path: Path = Path("/usr/sbin/runc")
-    hook_path: Path = Path("/usr/local/bin/syscage-hook")
+    runtime_path: Path = Path(standard.RUNTIME_PATH)
+    hook_path: Path = Path(standard.HOOK_PATH)
     hook_timeout: int = 60
     on_missing_profile: str = "fail"
     apparmor_mode: str = "auto"

@@ -1,17 +1,20 @@
 """JSON-lines log entries for the short-lived processes (hooks, the runtime wrapper).
 
-They write the same records as the structlog set-up in syscage.logs (sorted keys, ISO UTC timestamp,
-level, component, event, bound fields), with the standard library only: importing structlog costs
-45-65 ms, and these processes run on every container start, where the runtime waits for them.
+JsonLog has the calling shape of the structlog logger the long-lived processes get from syscage.logs
+(.info/.warning/.error("event", key=value), .bind(key=value)) and writes the same records (sorted keys,
+ISO UTC timestamp, level, component, event, bound fields; tests/test_jsonlog.py compares them), with the
+standard library only: these processes run on every container start, where importing structlog would cost
+more than the rest of their work.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import TYPE_CHECKING, Any
+
+from syscage.console import say_warning
 
 if TYPE_CHECKING:
     from syscage.config import Config
@@ -35,7 +38,7 @@ def append(log_file: str, min_level: str, component: str, level: str, event: str
         finally:
             os.close(fd)
     except OSError as exc:
-        print(f"syscage: cannot write log {log_file}: {exc}", file=sys.stderr)
+        say_warning(f"cannot write log {log_file}: {exc}")
 
 
 class JsonLog:
@@ -45,12 +48,25 @@ class JsonLog:
         self.log_file, self.min_level, self.component, self.bound = log_file, min_level, component, bound
 
     @classmethod
-    def of(cls, config: Config, component: str, **bound: Any) -> JsonLog:
-        """The log the config names, at its level."""
+    def of(cls, config: Config | None, component: str, **bound: Any) -> JsonLog:
+        """The log the config names, at its level. None: the config is loaded here; a config that cannot be
+        loaded has no log to write to (entries are dropped: the caller says what went wrong on stderr)."""
+        if config is None:
+            from syscage.config import load_config
+            from syscage.errors import SyscageError
+
+            try:
+                config = load_config()
+            except SyscageError:
+                return cls("", "error", component, **bound)
         return cls(str(config.log_file), config.log_level, component, **bound)
 
+    def bind(self, **bound: Any) -> JsonLog:
+        return JsonLog(self.log_file, self.min_level, self.component, **self.bound, **bound)
+
     def log(self, level: str, event: str, **fields: Any) -> None:
-        append(self.log_file, self.min_level, self.component, level, event, **self.bound, **fields)
+        if self.log_file:
+            append(self.log_file, self.min_level, self.component, level, event, **self.bound, **fields)
 
     def info(self, event: str, **fields: Any) -> None:
         self.log("info", event, **fields)
@@ -61,15 +77,3 @@ class JsonLog:
     def error(self, event: str, **fields: Any) -> None:
         self.log("error", event, **fields)
 
-
-def log_event(config: Config | None, component: str, level: str, event: str, **fields: Any) -> None:
-    """One entry in the configured log, loading the config if the caller has none; a config that cannot
-    be loaded has no log to write to (the caller has said what went wrong on stderr already)."""
-    from syscage.config import load_config
-    from syscage.errors import SyscageError
-
-    try:
-        config = config or load_config()
-    except SyscageError:
-        return
-    JsonLog.of(config, component).log(level, event, **fields)

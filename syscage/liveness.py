@@ -4,25 +4,16 @@ holds the lock. Only `os` and `fcntl`: the wrapper asks on the container's start
 
 from __future__ import annotations
 
-import fcntl
 import os
+
+from syscage.locks import lock_held
 
 LOCK_FILE = "tracer.lock"
 INSTANCE_FILE = "tracer.instance"
 
 
 def tracer_lock_held(run_dir: os.PathLike[str] | str) -> bool:
-    try:
-        fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:  # none there (or a run_dir that is not a directory): no tracer
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops the probe lock if we got it
-    return False
+    return lock_held(os.path.join(run_dir, LOCK_FILE))
 
 
 def live_instance(run_dir: os.PathLike[str] | str) -> str | None:

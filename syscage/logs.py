@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 
 from syscage.config import Config
+from syscage.console import say_warning
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -20,7 +21,7 @@ def setup_logging(config: Config, component: str) -> structlog.stdlib.BoundLogge
         config.log_file.parent.mkdir(parents=True, exist_ok=True)
         stream = open(config.log_file, "a", buffering=1)  # noqa: SIM115 - lives as long as the process
     except OSError as exc:
-        print(f"syscage: cannot open log file {config.log_file}: {exc}; logging to stderr", file=sys.stderr)
+        say_warning(f"cannot open log file {config.log_file}: {exc}; logging to stderr")
         stream = sys.stderr
     structlog.configure(
         processors=[

@@ -14,7 +14,6 @@ settled (a tracer's start turns it into an incomplete run) or accepted.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from syscage.atomic import write_atomically
 from syscage.config import DEFAULT_ALWAYS_ALLOW
 from syscage.errors import SyscageError
+from syscage.locks import open_locked
 from syscage.names import validate_profile_name
 from syscage.profile_schema import check_profile
 
@@ -305,8 +305,9 @@ class ProfileStore:
         while True:
             _make_dir(self.profiles)
             _make_dir(directory)
-            fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fd = open_locked(directory / LOCK_FILE)
+            if fd is None:  # a blocking lock waits instead: said for the type checker
+                continue
             # `syscage rm` renames the directory away under this lock: a waiter then holds the lock of a
             # removed profile, and takes the lock of the new directory instead.
             try:

@@ -66,22 +66,6 @@ def test_parse_errno() -> None:
             parse_errno(bad)
 
 
-def test_jsonlog_writes_structlog_shaped_lines(tmp_path: Path) -> None:
-    import json
-
-    from syscage.jsonlog import JsonLog
-
-    log_file = tmp_path / "sub" / "log.jsonl"
-    log = JsonLog(str(log_file), "info", "hook", container_id="c1", profile="web")
-    log.info("watching", slot=3)
-    log.log("debug", "not written at info level")
-    log.error("failed", error="boom")
-    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
-    assert [e["event"] for e in lines] == ["watching", "failed"]
-    assert lines[0]["component"] == "hook" and lines[0]["container_id"] == "c1" and lines[0]["slot"] == 3
-    assert lines[1]["level"] == "error" and lines[0]["timestamp"].endswith("Z")
-
-
 def test_parse_cache_follows_edits_and_keeps_the_checks(tmp_path: Path, private_config_cache: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[log]\nlevel = "debug"\n')

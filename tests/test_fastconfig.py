@@ -22,8 +22,16 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def parse_fails(path: str) -> dict:
+def parse_fails(path: str, raw: bytes) -> dict:
+    """Stands in for fastconfig._parse (same signature): a call means the cache was not used."""
     raise AssertionError("parsed although the cache is valid")
+
+
+def test_the_defaults_are_the_full_loaders() -> None:
+    from syscage.config import Config
+
+    default = Config()
+    assert {RUNTIME: str(default.runtime_path), RUN_DIR: str(default.run_dir)} == fastconfig.DEFAULTS
 
 
 def test_values_are_parsed_then_served_from_the_cache(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import itertools
 import os
 import signal
@@ -30,6 +29,7 @@ from syscage.config import Config, load_config
 from syscage.console import say_error
 from syscage.errors import SyscageError
 from syscage.liveness import INSTANCE_FILE, LOCK_FILE
+from syscage.locks import open_locked
 from syscage.logs import setup_logging
 from syscage.protocol import READY_FD_ENV, ProtocolError, Record, Release, Watch, receive, send
 from syscage.store import utc_now
@@ -535,10 +535,8 @@ def _notify_ready(message: str) -> None:
 def serve(config: Config, idle_timeout: float) -> int:
     log = setup_logging(config, "tracer")
     config.run_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
-    lock_fd = os.open(config.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    # Held until we exit (the descriptor is never closed): what liveness.tracer_lock_held() asks.
+    if open_locked(config.run_dir / LOCK_FILE, blocking=False) is None:
         _notify_ready("ready: another tracer is running")
         return 0
     # Whoever sees the lock held reads this to tell pending runs learning now from lost ones.
