@@ -41,11 +41,9 @@ def record(runtime: str, container_id: str, learning: dict[str, object]) -> None
     from syscage.hooks.client import record_run
 
     profile, mode = str(learning["profile"]), str(learning["mode"])
-    timeout = learning["timeout"]
-    assert isinstance(timeout, (int, float))
     try:
         record_run(container_id, profile, mode, runtime, "runtime", socket_path=str(learning["socket"]),
-                   timeout=float(timeout), key=marker_key(learning))
+                   timeout=float(learning["timeout"]), key=marker_key(learning))  # type: ignore[arg-type]
     except (SyscageError, OSError) as exc:
         from syscage.jsonlog import JsonLog
 

@@ -145,9 +145,8 @@ def leave_marker(marker: str, container_id: str, runtime_root: str | None, selec
     from syscage.hooks.client import record_timeout
     from syscage.shim.markers import write_marker
 
-    assert selection.profile is not None
     try:
-        write_marker(marker, container_id, runtime_root, selection.profile, selection.mode,
+        write_marker(marker, container_id, runtime_root, selection.named, selection.mode,
                      str(config.tracer_socket), record_timeout(config), nonce)
     except OSError as exc:
         log.warning("no learning marker; the run is recorded by a poststop hook", marker=marker, error=str(exc))
@@ -176,28 +175,27 @@ def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[boo
     spec_filter = own_filter if known else current_filter(spec)
     if selection.mode == "off":
         return Plan(back, restores_own=known)
-    assert selection.profile is not None
     if selection.mode == "enforce":
         try:
-            seccomp = enforceable_seccomp(selection.profile, config, spec_filter, no_new_privileges(spec))
+            seccomp = enforceable_seccomp(selection.named, config, spec_filter, no_new_privileges(spec))
         except Unenforceable as exc:
             if config.on_missing_profile != "allow":
                 raise
             log.warning("running UNCONFINED by the profile (the spec's own filter, if any, still applies): "
                         "enforce.on_missing_profile = allow", reason=str(exc))
             return Plan(back, restores_own=known)
-        return Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.profile, "enforce", config, log, spec)],
+        return Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.named, "enforce", config, log, spec)],
                     replaces_filter=True)
     plan = Plan([*back, ensure_filter_load], restores_own=known)  # learn, or complain with nothing to use yet
     if selection.mode == "complain":
         try:
-            seccomp = enforceable_seccomp(selection.profile, config, spec_filter, no_new_privileges(spec), "complain")
+            seccomp = enforceable_seccomp(selection.named, config, spec_filter, no_new_privileges(spec), "complain")
         except Incompatible:
             raise
         except Unenforceable as exc:
             log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
         else:
-            plan = Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.profile, "complain", config, log, spec)],
+            plan = Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.named, "complain", config, log, spec)],
                         replaces_filter=True)
     start_tracer_early(config)
     return plan

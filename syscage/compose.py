@@ -92,9 +92,8 @@ def plain(allowed: Iterable[str], deny: Action, arch: str) -> dict[str, Any]:
 def compose(own: dict[str, Any] | None, allowed: Iterable[str], deny: Action, arch: str) -> dict[str, Any]:
     """The filter R described above; CannotCompose when R cannot be one filter (see _check_expressible)."""
     allowed = set(allowed)
-    if is_trivial(own):
+    if own is None or is_trivial(own):
         return plain(allowed, deny, arch)
-    assert own is not None
     default = _action(own.get("defaultAction"), own.get("defaultErrnoRet"), "defaultAction")
     rules = [r for r in _rules(own) if _rule_action(r).key() != default.key()]  # runc skips these
     out: dict[str, Any] = {}

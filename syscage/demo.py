@@ -57,7 +57,8 @@ def _demo(config: Config, root: Path, wrapper: Path) -> int:
     if learned.returncode != 0:
         raise SyscageError("the learning container failed", f"see {config.log_file}")
     profile = ProfileStore.of(config).read(PROFILE)
-    assert profile is not None
+    if profile is None:
+        raise SyscageError(f"the learning container left no profile {PROFILE}", f"see {config.log_file}")
     directory = config.profiles_dir / PROFILE
     run_record = profile["runs"][-1]
     print(f"\n== 2. the profile: {directory}/profile.json ({len(profile['syscalls'])} syscalls, "

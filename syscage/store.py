@@ -173,7 +173,8 @@ class ProfileStore:
             updated = self._change(name, change, create=False)
             for p in lost:
                 self._remove_pending(name, str(p["id"]))
-            assert updated is not None
+            if updated is None:  # _change(create=False) returns None only for a profile that is not there
+                raise SyscageError(f"profile {name} does not exist", "see `syscage list`")
             return updated
 
     def _change(self, name: str, change: Callable[[dict[str, Any], str], dict[str, Any] | None],
