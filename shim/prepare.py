@@ -1,36 +1,30 @@
-"""The wrapper's slow path: a create/run of an annotated container. Decide the mode, build the
-modifier list, apply it and write the spec back atomically, or refuse with one clear line."""
+"""The wrapper's slow path: a create/run of an annotated container. Read the spec, decide (the mode's plan
+of modifiers, and for a learner its LearningCreate), then write the spec back atomically, or refuse with
+one clear line."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from syscage.config import Config, load_config
-from syscage.console import say
 from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
 from syscage.names import ANNOTATION_MODE, LEARNING_MODES
 from syscage.oci import Selection, load_json_doc, select, spec_annotations
-from syscage.protocol import Watch
 from syscage.shim import ownfilter
+from syscage.shim.learning import LearningCreate, RuntimeLog
 from syscage.shim.modifiers import (
-    HOOK_PHASES,
     Modifier,
-    add_hook,
-    add_learn_hooks,
     apply,
     drop_syscage_hooks,
     ensure_filter_load,
     set_apparmor,
     set_seccomp,
 )
-from syscage.shim.relay import PrestartRelay, open_relay, run_with_relay
 
 
 class Unenforceable(SyscageError):
@@ -42,115 +36,112 @@ class Incompatible(Unenforceable):
     noNewPrivileges): complain mode refuses too, instead of learning from scratch."""
 
 
+class CreateRequest(NamedTuple):
+    """A `create` or `run` of a bundle that may ask for syscage, as syscage-runtime read it: the bundle and its
+    config.json's bytes, the container id, the runtime's --log and --log-format (where the runtime writes
+    its errors: a refusal goes there too), the learning marker (see LearningCreate) and the runtime's --root."""
+
+    bundle: str
+    raw: bytes
+    container_id: str | None
+    runtime_log: str | None = None
+    runtime_log_format: str | None = None
+    marker: str | None = None
+    runtime_root: str | None = None
+
+
 class Prepared(NamedTuple):
-    """What prepare_bundle did: a refusal's exit code, or 0; for a learning `create` with a prestart relay,
-    serve(runtime, args) runs the runtime and answers its hook (syscage.shim.relay.run_with_relay)."""
+    """What prepare_bundle did: a refusal's exit code, or 0; for a learning `create` whose run is recorded
+    at `delete`, serve(runtime, args) runs the runtime (LearningCreate.serve)."""
 
     code: int
     serve: Callable[[str, list[str]], int] | None = None
 
 
-def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_log: str | None,
-                   runtime_log_format: str | None, marker: str | None = None,
-                   runtime_root: str | None = None) -> Prepared:
-    """Rewrite bundle/config.json for the annotated mode.
+class Decision(NamedTuple):
+    """What is to be done to one spec, decided before anything is written."""
 
-    marker: where a `create` leaves its learning marker, so that syscage-runtime's `delete` records the
-    run and no poststop hook is needed (None for `run`, which deletes the container itself); such a
-    `create` also gets the prestart relay (syscage.shim.relay) when it can be set up."""
-    cid = container_id or "?"
-    # Without the annotation we are here only to clear what an earlier run left: never refuse then.
-    annotated = ANNOTATION_MODE.encode() in raw
+    modifiers: list[Modifier]
+    plan: Plan
+    own: tuple[bool, dict[str, Any] | None]  # what ownfilter.recall() found
+
+
+def prepare_bundle(request: CreateRequest) -> Prepared:
+    """Rewrite bundle/config.json for the annotated mode, or refuse with one line."""
+    bundle, cid = request.bundle, request.container_id or "?"
+    tell = RuntimeLog(cid, request.runtime_log, request.runtime_log_format)
     try:
-        config = load_config()
-        spec = load_json_doc(raw, f"{bundle}/config.json", "fix the bundle")
-        if not isinstance(spec, dict):
-            raise SyscageError(f"{bundle}/config.json is not a JSON object", "fix the bundle")
-        selection = select(cid, spec_annotations(spec, cid))
-    except ValueError as exc:
-        return Prepared(refuse(f"{bundle}/config.json is not valid JSON ({exc})", cid, runtime_log,
-                               runtime_log_format) if annotated else 0)
+        config, spec, selection = read_request(request, cid)
     except SyscageError as exc:
-        return Prepared(refuse(str(exc), cid, runtime_log, runtime_log_format) if annotated else 0)
+        # Without the annotation we are here only to clear what an earlier run left: never refuse then.
+        return refuse(str(exc), tell) if ANNOTATION_MODE.encode() in request.raw else Prepared(0)
     log = JsonLog.of(config, "runtime", container_id=cid, profile=selection.profile, mode=selection.mode)
-    nonce = os.urandom(8).hex()  # this create's own: the tracer hands its watch only to a record naming it
-    marked = (selection.mode in LEARNING_MODES and marker is not None
-              and leave_marker(marker, cid, runtime_root, selection, config, log, nonce))
-    relay: PrestartRelay | None = None
-    answer: Callable[[bytes], str | None] | None = None
-    tell = RuntimeLog(cid, runtime_log, runtime_log_format)
-
-    def refused(message: str) -> Prepared:
-        if relay is not None:
-            relay.close()
-        return Prepared(refuse(message, cid, runtime_log, runtime_log_format, marker if marked else None))
-
+    learning = (LearningCreate(config, selection, cid, request.marker, request.runtime_root, tell, log)
+                if selection.mode in LEARNING_MODES else None)
     try:
-        own = ownfilter.recall(bundle, spec)
-        plan = modifiers_for(selection, config, log, own, spec)
-        # Hooks an earlier run of this bundle left (runc users reuse bundle directories) go first.
-        modifiers = [drop_syscage_hooks, *plan.modifiers]
-        if selection.mode in LEARNING_MODES:
-            hooks, relay, answer = learn_hooks(config, selection, cid, spec, modifiers, marked, tell, nonce)
-            modifiers.append(hooks)
+        decision = decide(bundle, spec, selection, config, log, learning)
     except SyscageError as exc:
         log.error("container refused", error=str(exc))
-        return refused(str(exc))
+        return refuse(str(exc), tell, learning)
     except (AttributeError, TypeError) as exc:  # e.g. "process": null
-        return refused(f"{bundle}/config.json has a malformed section ({exc})")
+        return refuse(f"{bundle}/config.json has a malformed section ({exc})", tell, learning)
+    off = selection.mode == "off"  # leftovers of an earlier run do nothing once syscage is off: never refuse
+    try:
+        changed = write_spec(bundle, spec, decision)
+    except (AttributeError, TypeError) as exc:  # e.g. "hooks": null, or hooks.prestart not a list
+        return Prepared(0) if off else refuse(f"{bundle}/config.json has a malformed section ({exc})", tell, learning)
+    except OSError as exc:
+        if off:
+            log.warning("could not clear the bundle of an earlier syscage run", bundle=bundle, error=str(exc))
+            return Prepared(0)
+        return refuse(f"cannot rewrite {bundle}/config.json: {exc}", tell, learning)
+    if off:
+        if changed:
+            log.info("bundle cleared of an earlier syscage run (hooks, filter)", bundle=bundle)
+        return Prepared(0)
+    log.info("spec prepared", bundle=bundle,
+             modifiers=[getattr(m, "__qualname__", str(m)) for m in decision.modifiers],
+             run_recorded_at=learning.recorded_at if learning else "poststop hook",
+             prestart=None if learning is None else "relay" if learning.relay else "syscage-hook")
+    # A learning create recorded at delete: the runtime runs as our child all the same (LearningCreate.serve).
+    return Prepared(0, learning.serve if learning is not None and learning.marker else None)
+
+
+def read_request(request: CreateRequest, cid: str) -> tuple[Config, dict[str, Any], Selection]:
+    """The config, the spec and what its annotations ask for; SyscageError saying what is wrong."""
+    config = load_config()
+    spec = load_json_doc(request.raw, f"{request.bundle}/config.json", "fix the bundle")
+    if not isinstance(spec, dict):
+        raise SyscageError(f"{request.bundle}/config.json is not a JSON object", "fix the bundle")
+    return config, spec, select(cid, spec_annotations(spec, cid))
+
+
+def decide(bundle: str, spec: dict[str, Any], selection: Selection, config: Config, log: Any,
+           learning: LearningCreate | None) -> Decision:
+    """The modifiers for this spec: hooks an earlier run of this bundle left (runc users reuse bundle
+    directories) go first, then the mode's plan, then a learner's hooks for the spec as the plan leaves it."""
+    own = ownfilter.recall(bundle, spec)
+    plan = modifiers_for(selection, config, log, own, spec)
+    modifiers = [drop_syscage_hooks, *plan.modifiers]
+    if learning is not None:
+        modifiers.append(learning.hooks(apply(spec, modifiers)))
+    return Decision(modifiers, plan, own)
+
+
+def write_spec(bundle: str, spec: dict[str, Any], decision: Decision) -> bool:
+    """Apply the decision and write config.json back atomically if it changed (and whether it did)."""
     from syscage.atomic import write_atomically
 
     path = Path(bundle) / "config.json"
-    try:
-        new_spec = apply(spec, modifiers)
-        if new_spec != spec:
-            if plan.replaces_filter:
-                ownfilter.remember(bundle, own, spec, new_spec)
-            # Compact: with indent, json encodes in pure Python (~10x slower on a containerd spec).
-            write_atomically(path, json.dumps(new_spec).encode(), mode=os.stat(path).st_mode & 0o7777)
-            if plan.restores_own:
-                ownfilter.forget(bundle)  # the bundle's own filter is back in config.json
-    except (AttributeError, TypeError) as exc:  # e.g. "hooks": null, or hooks.prestart not a list
-        if selection.mode == "off":
-            return Prepared(0)
-        return refused(f"{bundle}/config.json has a malformed section ({exc})")
-    except OSError as exc:
-        if selection.mode == "off":  # leftovers of an earlier run do nothing once syscage is off
-            log.warning("could not clear the bundle of an earlier syscage run", bundle=bundle, error=str(exc))
-            return Prepared(0)
-        return refused(f"cannot rewrite {path}: {exc}")
-    if selection.mode == "off":
-        if new_spec != spec:
-            log.info("bundle cleared of an earlier syscage run (hooks, filter)", bundle=bundle)
-        return Prepared(0)
-    log.info("spec prepared", bundle=bundle, modifiers=[getattr(m, "__qualname__", str(m)) for m in modifiers],
-             run_recorded_at="delete" if marked else "poststop hook",
-             prestart="relay" if relay else "syscage-hook" if selection.mode in LEARNING_MODES else None)
-    if relay is None or answer is None:
-        # A learning create without the relay: the runtime runs as our child all the same, so that a create
-        # failing after its prestart lets the tracer's watch go (syscage.shim.finish.release_failed_create).
-        return Prepared(0, run_runtime if marked else None)
-    return Prepared(0, functools.partial(run_with_relay, relay, answer, relay_missed(config, cid, runtime_root, tell)))
-
-
-def run_runtime(runtime: str, args: list[str]) -> int:
-    from syscage.shim.child import spawn_runtime, wait_runtime
-
-    return wait_runtime(spawn_runtime(runtime, args))
-
-
-def leave_marker(marker: str, container_id: str, runtime_root: str | None, selection: Selection, config: Config,
-                 log: Any, nonce: str = "") -> bool:
-    """The learning marker for `delete`; False (the spec then gets a poststop hook) if it cannot be written."""
-    from syscage.hooks.client import record_timeout
-    from syscage.shim.markers import write_marker
-
-    try:
-        write_marker(marker, container_id, runtime_root, selection.named, selection.mode,
-                     str(config.tracer_socket), record_timeout(config), nonce)
-    except OSError as exc:
-        log.warning("no learning marker; the run is recorded by a poststop hook", marker=marker, error=str(exc))
+    new_spec = apply(spec, decision.modifiers)
+    if new_spec == spec:
         return False
+    if decision.plan.replaces_filter:
+        ownfilter.remember(bundle, decision.own, spec, new_spec)
+    # Compact: with indent, json encodes in pure Python (~10x slower on a containerd spec).
+    write_atomically(path, json.dumps(new_spec).encode(), mode=os.stat(path).st_mode & 0o7777)
+    if decision.plan.restores_own:
+        ownfilter.forget(bundle)  # the bundle's own filter is back in config.json
     return True
 
 
@@ -206,77 +197,6 @@ def current_filter(spec: dict[str, Any]) -> dict[str, Any] | None:
     linux = spec.get("linux")
     seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
     return seccomp if isinstance(seccomp, dict) else None
-
-
-def learn_hooks(config: Config, selection: Selection, container_id: str, spec: dict[str, Any],
-                modifiers: list[Modifier], marked: bool, tell: RuntimeLog, nonce: str = ""
-                ) -> tuple[Modifier, PrestartRelay | None, Callable[[bytes], str | None] | None]:
-    """The learn hooks, and the prestart relay with its answer when there is one.
-
-    What the tracer needs is taken from the spec as the other modifiers leave it. With a learning
-    marker (a `create`), the run is recorded at `delete`, so there is no poststop hook, and the prestart
-    is the relay if it can be set up. Otherwise the prestart is `syscage-hook prestart --prepared=...`
-    (see syscage.hooks.fast_prestart), with a poststop hook unless marked."""
-    from syscage.hooks.fast_prestart import prepared_argument
-    from syscage.oci import has_seccomp, no_new_privileges
-
-    shaped = apply(spec, modifiers)
-    # The pid and key come with the prestart state.
-    watch = Watch(container_id, 0, selection.named, "", selection.mode, selection.profile_defaulted,
-                  not has_seccomp(shaped), no_new_privileges(shaped))
-    relay = open_relay(str(config.run_dir), config.hook_timeout) if marked else None
-    if relay is not None:
-        return add_hook("prestart", relay.hook_entry()), relay, relay_answer(config, watch, nonce, tell)
-    prepared = prepared_argument(str(config.tracer_socket), watch, nonce)
-    phases = ("prestart",) if marked else HOOK_PHASES
-    return add_learn_hooks(str(hook_binary(config)), config.hook_timeout, hook_env(), phases, (prepared,),
-                           (f"--key={nonce}",) if nonce else ()), None, None
-
-
-def relay_answer(config: Config, watch: Watch, nonce: str, tell: RuntimeLog) -> Callable[[bytes], str | None]:
-    """Answers the relayed prestart: None once the tracer watches (or, with learn.on_tracer_error = run,
-    after a warning that the container runs untraced), else why the container must fail. Messages go to
-    stderr and to the runtime's --log: for a containerd `create`, stderr is the container's."""
-    container_id = watch.container_id
-
-    def answer(raw: bytes) -> str | None:
-        from syscage.hooks.client import ask_to_watch
-        from syscage.oci import parse_hook_state
-        from syscage.protocol import watch_key
-
-        try:
-            state = parse_hook_state(raw)
-            if state.container_id != container_id or state.pid is None:
-                raise SyscageError(f"the prestart state names container {state.container_id!r} (pid {state.pid})",
-                                   "report this: the runtime's state does not match its command line")
-            ask_to_watch(config, Watch(container_id, state.pid, watch.profile, watch_key(nonce, str(state.bundle)),
-                                       watch.mode, watch.profile_defaulted, watch.exec_mode, watch.no_new_privileges,
-                                       via="relay"), "runtime", warn=tell.warning)
-        except SyscageError as exc:
-            tell.error(f"prestart: {exc}")
-            JsonLog.of(config, "runtime").log(
-                "error", "prestart failed", container_id=container_id, profile=watch.profile, error=str(exc))
-            return f"syscage: container {container_id}: {exc}"
-        return None
-    return answer
-
-
-def relay_missed(config: Config, container_id: str, runtime_root: str | None, tell: RuntimeLog
-                 ) -> Callable[[], int]:
-    """The runtime created the container but its relayed prestart never ran (the hook could not see its
-    FIFO): the container is not watched. Applies learn.on_tracer_error; the exit code to end with."""
-    def missed() -> int:
-        problem = "its prestart relay never ran, so it is not traced"
-        if config.on_tracer_error != "fail":
-            tell.warning(f"{problem}; its run will be recorded as incomplete")
-            return 0
-        tell.error(f"{problem} (learn.on_tracer_error = fail: deleted)")
-        from syscage.shim.child import spawn_runtime, wait_runtime
-
-        options = [*(["--root", runtime_root] if runtime_root else []), *tell.options()]
-        wait_runtime(spawn_runtime(str(config.runtime_path), [*options, "delete", "--force", container_id]))
-        return 1
-    return missed
 
 
 def start_tracer_early(config: Config) -> None:
@@ -412,63 +332,10 @@ def privileges_base(profile: dict[str, Any], nnp: bool, config: Config, mode: st
     return set(base["no_new_privileges" if nnp else "new_privileges"]) | set(base["asynchronous"])
 
 
-def hook_binary(config: Config) -> Path:
-    """runtime.hook_path, or else the syscage-hook installed beside this syscage-runtime."""
-    if config.hook_path.exists():
-        return config.hook_path
-    beside = Path(sys.argv[0]).absolute().parent / "syscage-hook"
-    if beside.exists():
-        return beside
-    raise SyscageError(f"the hook {config.hook_path} does not exist", "install syscage or set runtime.hook_path")
-
-
-def hook_env() -> list[str]:
-    """Runtimes start hooks with only the environment written in the spec: pass our config along."""
-    return [f"SYSCAGE_CONFIG={os.environ['SYSCAGE_CONFIG']}"] if os.environ.get("SYSCAGE_CONFIG") else []
-
-
-class RuntimeLog:
-    """One line for the operator: on stderr, and in the runtime's --log file, where containerd looks for
-    a runtime's error (a containerd `create` gives the runtime the container's own stdio)."""
-
-    def __init__(self, container_id: str, path: str | None, log_format: str | None) -> None:
-        self.container_id, self.path, self.format = container_id, path, log_format
-
-    def options(self) -> list[str]:
-        """The runtime's own --log options, for a runtime call of ours that belongs to this one."""
-        return [*(["--log", self.path] if self.path else []), *(["--log-format", self.format] if self.format else [])]
-
-    def error(self, message: str) -> None:
-        self._say("error", message)
-
-    def warning(self, message: str) -> None:
-        self._say("warning", message)
-
-    def _say(self, level: str, message: str) -> None:
-        say(level, f"container {self.container_id}: {message}")
-        line = f"syscage: {level}: container {self.container_id}: {message}"
-        if not self.path:
-            return
-        try:
-            with open(self.path, "a") as f:
-                if self.format == "json":
-                    from datetime import UTC, datetime
-
-                    stamp = datetime.now(UTC).isoformat()
-                    f.write(json.dumps({"level": level, "msg": line, "time": stamp}) + "\n")
-                else:
-                    f.write(line + "\n")
-        except OSError:
-            return
-
-
-def refuse(message: str, container_id: str, runtime_log: str | None, runtime_log_format: str | None,
-           marker: str | None = None) -> int:
-    """One line on stderr and in the runtime's log; a learning marker already left for this container is
+def refuse(message: str, tell: RuntimeLog, learning: LearningCreate | None = None) -> Prepared:
+    """One line on stderr and in the runtime's log; what a learning create left (its marker, its relay) is
     taken back: the container will not exist."""
-    if marker:
-        from syscage.shim.markers import remove_marker
-
-        remove_marker(marker)
-    RuntimeLog(container_id, runtime_log, runtime_log_format).error(message)
-    return 1
+    if learning is not None:
+        learning.abandon()
+    tell.error(message)
+    return Prepared(1)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-from syscage.shim.argv import Unparsable, dialect, find_operand, parse_create, parse_global
+from syscage.console import say_error
+from syscage.shim.argv import CreateCall, Unparsable, dialect, find_operand, parse_create, parse_global
 from syscage.shim.fastconfig import read_keys
 from syscage.shim.guard import LOOP_GUARD, exec_runtime
 from syscage.shim.markers import container_exists, marker_path, remove_marker
@@ -23,11 +24,13 @@ MARKER = b"io.syscage.mode"
 SLOW_PATH_TAGS = (MARKER, b'"args": ["syscage-hook", ', b'"syscage-prestart-relay"')
 
 
+PROGRAM = "syscage-runtime"
+
+
 def main() -> None:
     args = sys.argv[1:]
     if os.environ.get(LOOP_GUARD):
-        sys.stderr.write("syscage-runtime: error: runtime.path points back at syscage-runtime; "
-                         "set it to the real runc or crun\n")
+        say_error("runtime.path points back at syscage-runtime; set it to the real runc or crun", PROGRAM)
         sys.exit(1)
     keys = read_keys()
     runtime = keys[("runtime", "path")]
@@ -38,60 +41,71 @@ def main() -> None:
     except Unparsable as exc:
         if {"create", "run"} & set(args) and any(_tagged(path) for path in _candidate_specs(args)):
             # A command line we cannot read, and a bundle it may name that asks for syscage: never run unchecked.
-            sys.stderr.write(f"syscage-runtime: error: {exc} in a command line that may create a container; "
-                             "syscage cannot tell which bundle the runtime would use\n")
+            say_error(f"{exc} in a command line that may create a container; syscage cannot tell which bundle the "
+                      "runtime would use", PROGRAM)
             sys.exit(1)
         sub, index, options, call = None, -1, {}, None  # nothing of syscage's: the runtime reports it (or runs it)
     if call is not None:
-        container_id = call.container_id
-        root = options.get("root")
-        marker = marker_path(keys[("paths", "run_dir")], root, container_id)
-        if marker and container_id:
-            exists = container_exists(runtime, root, container_id)
-            if exists:
-                marker = None  # the runtime will refuse this id; the marker there is the live container's
-            elif exists is False:
-                remove_marker(marker)  # left by an earlier container of this id (a crash): not this one's
-        if sub == "run":
-            marker = None  # `run` deletes the container itself: its poststop hook records the run
-        try:
-            with open(call.config, "rb") as f:
-                raw = f.read()
-        except OSError:
-            raw = b""  # let the runtime report the missing bundle in its own words
-        if any(tag in raw for tag in SLOW_PATH_TAGS):
-            if call.config != os.path.join(call.bundle, "config.json"):
-                sys.stderr.write(f"syscage-runtime: error: container {container_id}: its spec {call.config} is not "
-                                 "the bundle's config.json; syscage prepares only BUNDLE/config.json (drop --config)\n")
-                sys.exit(1)
-            from syscage.shim.prepare import prepare_bundle
-
-            prepared = prepare_bundle(call.bundle, raw, container_id, options.get("log"), options.get("log-format"),
-                                      marker, root)
-            if prepared.code:
-                sys.exit(prepared.code)
-            if prepared.serve is not None:
-                from syscage.shim.child import exit_like
-
-                code = prepared.serve(runtime, args)
-                if code and marker and container_id and container_exists(runtime, root, container_id) is False:
-                    from syscage.shim.finish import release_failed_create
-
-                    release_failed_create(marker, container_id, root)  # no container: nothing to record
-                exit_like(code)
+        create(runtime, args, sub == "run", call, options, keys[("paths", "run_dir")])
     elif sub == "delete":
-        container_id = find_operand(args, index)
-        root = options.get("root")
-        marker = marker_path(keys[("paths", "run_dir")], root, container_id)
-        if marker and container_id and os.path.exists(marker):
-            if container_exists(runtime, root, container_id) is not False:
-                from syscage.shim.child import exit_like
-                from syscage.shim.finish import delete_and_record
-
-                exit_like(delete_and_record(runtime, args, marker, container_id, root))
-            remove_marker(marker)  # no such container: a stale marker, nothing to record
+        delete(runtime, args, find_operand(args, index), options.get("root"), keys[("paths", "run_dir")])
     exec_runtime(runtime, args)
     sys.exit(127)
+
+
+def create(runtime: str, args: list[str], run: bool, call: CreateCall, options: dict[str, str], run_dir: str) -> None:
+    """`create` or `run`: a bundle that asks for syscage (or carries what an earlier run of it wrote) is
+    prepared, then the runtime runs as our child or is exec'd; returns for a plain exec of the runtime."""
+    container_id, root = call.container_id, options.get("root")
+    marker = marker_path(run_dir, root, container_id)
+    if marker and container_id:
+        exists = container_exists(runtime, root, container_id)
+        if exists:
+            marker = None  # the runtime will refuse this id; the marker there is the live container's
+        elif exists is False:
+            remove_marker(marker)  # left by an earlier container of this id (a crash): not this one's
+    if run:
+        marker = None  # `run` deletes the container itself: its poststop hook records the run
+    try:
+        with open(call.config, "rb") as f:
+            raw = f.read()
+    except OSError:
+        return  # let the runtime report the missing bundle in its own words
+    if not any(tag in raw for tag in SLOW_PATH_TAGS):
+        return
+    if call.config != os.path.join(call.bundle, "config.json"):
+        say_error(f"container {container_id}: its spec {call.config} is not the bundle's config.json; syscage "
+                  "prepares only BUNDLE/config.json (drop --config)", PROGRAM)
+        sys.exit(1)
+    from syscage.shim.prepare import CreateRequest, prepare_bundle
+
+    prepared = prepare_bundle(CreateRequest(call.bundle, raw, container_id, options.get("log"),
+                                            options.get("log-format"), marker, root))
+    if prepared.code:
+        sys.exit(prepared.code)
+    if prepared.serve is not None:
+        from syscage.shim.child import exit_like
+
+        code = prepared.serve(runtime, args)
+        if code and marker and container_id and container_exists(runtime, root, container_id) is False:
+            from syscage.shim.finish import release_failed_create
+
+            release_failed_create(marker, container_id, root)  # no container: nothing to record
+        exit_like(code)
+
+
+def delete(runtime: str, args: list[str], container_id: str | None, root: str | None, run_dir: str) -> None:
+    """`delete` of a container created learning: the runtime deletes it as our child, then its run is recorded
+    (syscage.shim.finish); returns for a plain exec of the runtime."""
+    marker = marker_path(run_dir, root, container_id)
+    if not (marker and container_id and os.path.exists(marker)):
+        return
+    if container_exists(runtime, root, container_id) is not False:
+        from syscage.shim.child import exit_like
+        from syscage.shim.finish import delete_and_record
+
+        exit_like(delete_and_record(runtime, args, marker, container_id, root))
+    remove_marker(marker)  # no such container: a stale marker, nothing to record
 
 
 def _candidate_specs(args: list[str]) -> list[str]:

@@ -18,7 +18,7 @@ from syscage.hooks.fast_prestart import watch_prepared
 from syscage.oci import load_spec, parse_hook_state
 from syscage.profile import new_profile
 from syscage.profile_schema import check_profile
-from syscage.shim.prepare import prepare_bundle
+from syscage.shim.prepare import CreateRequest, prepare_bundle
 
 DEEP = b"[" * 3000 + b"]" * 3000
 
@@ -39,7 +39,7 @@ def test_deep_config_json_in_a_bundle(tmp_path: Path, private_config: Path,
     with pytest.raises(SyscageError, match="nested too deeply"):
         load_spec(tmp_path)
     capsys.readouterr()
-    assert prepare_bundle(str(tmp_path), raw, "c1", None, None).code == 1
+    assert prepare_bundle(CreateRequest(str(tmp_path), raw, "c1")).code == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "nested too deeply" in err and "c1" in err
     assert (tmp_path / "config.json").read_bytes() == raw
