@@ -285,3 +285,69 @@ def test_a_record_after_a_restart_settles_the_lost_run_once(tmp_path: Path, host
     assert reply["ok"] and not reply["complete"]
     assert pending(tmp_path, "web") == [] and fresh.settle_lost() == 0
     assert profile(tmp_path, "web")["runs_total"] == 1
+
+
+# -- requests the tracer refuses, and its janitor -------------------------------------------------------------
+
+@pytest.mark.parametrize(("doc", "error"), [
+    ({"op": "watch", "container_id": "c", "profile": "web"}, "watch needs container_id, pid and profile"),
+    ({"op": "watch", "container_id": "c", "pid": True, "profile": "web"}, "watch needs"),
+    ({"op": "watch", "container_id": "c", "pid": "1", "profile": "web"}, "watch needs"),
+    ({"op": "watch", "container_id": 5, "pid": 1, "profile": "web"}, "watch needs"),
+    ({"op": "watch", "container_id": "c", "pid": 1, "profile": "web", "key": 3}, "watch needs"),
+    ({"op": "record", "container_id": "c"}, "record needs container_id and profile"),
+    ({"op": "release", "profile": "web"}, "release needs container_id"),
+    ({"op": "explode"}, "unknown op 'explode'"),
+    ({}, "unknown op None"),
+])
+def test_malformed_requests_are_refused_with_a_reason(tmp_path: Path, host: Host, doc: dict[str, Any],
+                                                      error: str) -> None:
+    t = tracer(tmp_path, host)
+    reply = t.handle(doc)
+    assert reply["ok"] is False and error in reply["error"]
+    assert t.watched == {} and not (tmp_path / "store" / "profiles").exists()
+
+
+def test_status_names_what_is_watched(tmp_path: Path, host: Host) -> None:
+    t = tracer(tmp_path, host)
+    host.start(1)
+    assert watch(t, "c", 1, "web", "nonce:a")["ok"]
+    status = t.handle({"op": "status"})
+    assert status["ok"] and status["instance"] == "i1" and status["watching"] == ["c"] and status["pid"] == os.getpid()
+
+
+def test_the_janitor_saves_a_vanished_container_after_the_grace(tmp_path: Path, host: Host) -> None:
+    t = tracer(tmp_path, host, orphan_grace=60.0)
+    host.start(1)
+    host.start(2)
+    assert watch(t, "gone", 1, "web", "nonce:a")["ok"]
+    assert watch(t, "alive", 2, "web", "nonce:b")["ok"]
+    sees(t, "gone", READ)
+    host.cgroups[1].rmdir()  # no poststop hook will come
+    assert t.janitor_step() is False
+    assert "gone" in t.watched and t.watched["gone"].vanished_at is not None  # within the grace: kept
+    assert ProfileStore(tmp_path / "store", 1).read("web") is None
+    t.watched["gone"].vanished_at -= 61  # type: ignore[operator]
+    assert t.janitor_step() is False
+    assert set(t.watched) == {"alive"} and t.watched["alive"].vanished_at is None
+    web = profile(tmp_path, "web")
+    assert not web["complete"] and "read" in web["syscalls"]
+    assert "no poststop hook came" in web["runs"][0]["problems"][0]
+    assert [p["container_id"] for p in pending(tmp_path, "web")] == ["alive"]
+
+
+def test_the_janitor_closes_an_idle_tracer_only(tmp_path: Path, host: Host) -> None:
+    cfg = Config(store=tmp_path / "store", run_dir=tmp_path / "run", log_file=tmp_path / "log")
+    t = Tracer(cfg, Log(), 30, instance="i1", recorder=FakeRecorder(), identify=host.identify)
+    assert t.janitor_step() is False  # just started: not idle yet
+    host.start(1)
+    assert watch(t, "c", 1, "web", "nonce:a")["ok"]
+    t.last_activity -= 60
+    assert t.janitor_step() is False  # idle for long, but a container is watched
+    assert record(t, "c", "web", "nonce:a")["ok"]
+    t.last_activity -= 60
+    assert t.janitor_step() is True and t.closing
+    assert t.handle({"op": "status"}).get("retry")
+    never = Tracer(cfg, Log(), 0, instance="i2", recorder=FakeRecorder(), identify=host.identify)
+    never.last_activity -= 10**6
+    assert never.janitor_step() is False  # idle_timeout 0: never detaches

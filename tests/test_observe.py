@@ -66,3 +66,54 @@ def test_names_libseccomp_does_not_know_are_kept_as_numbers() -> None:
 def test_all_arches(monkeypatch: pytest.MonkeyPatch, machine: str, expected: list[str]) -> None:
     monkeypatch.setattr(arch, "machine", lambda: machine)
     assert arch.all_arches() == expected
+
+
+# -- is a run complete? (observation_from_report) -------------------------------------------------------------
+
+def test_a_seccomp_cutover_is_exact_plus_the_go_runtimes_asynchronous_syscalls() -> None:
+    from syscage.runtimebase import runtime_base
+
+    obs = observation_from_report("c", report(), "runc 1.1.5", "runc")
+    assert obs.cutover == "seccomp" and obs.complete
+    base = runtime_base("runc")
+    assert base is not None
+    assert set(obs.runtime_base) == set(base["asynchronous"]) - set(obs.syscalls)
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_an_exec_cutover_adds_the_measured_base_set_of_the_runs_privileges(nnp: bool) -> None:
+    from syscage.runtimebase import runtime_base
+
+    obs = observation_from_report("c", report(counters={"cutover_seccomp": 0, "cutover_exec": 1},
+                                              no_new_privileges=nnp), "runc", "runc")
+    base = runtime_base("runc")
+    assert base is not None
+    wanted = set(base["no_new_privileges" if nnp else "new_privileges"]) | set(base["asynchronous"])
+    assert obs.cutover == "exec" and obs.complete and obs.no_new_privileges is nnp
+    assert set(obs.runtime_base) == wanted - set(obs.syscalls)
+
+
+def test_an_exec_cutover_under_a_runtime_with_no_base_set_is_incomplete() -> None:
+    obs = observation_from_report("c", report(counters={"cutover_seccomp": 0, "cutover_exec": 1}), "", "youki")
+    assert obs.cutover == "exec" and not obs.complete
+    assert "no measured runtime base set for runtime youki" in obs.problems[0]
+
+
+def test_no_cutover_means_nothing_was_recorded() -> None:
+    obs = observation_from_report("c", report(counters={"cutover_seccomp": 0}), "", "runc")
+    assert obs.cutover == "none" and not obs.complete
+    assert "never reached its cut-over point" in obs.problems[0]
+
+
+@pytest.mark.parametrize(("counter", "words"), [("armed_map_full", "thread map was full"),
+                                                ("nr_out_of_range", "beyond the tracer's table")])
+def test_what_the_tracer_lost_makes_the_run_incomplete(counter: str, words: str) -> None:
+    obs = observation_from_report("c", report(counters={counter: 3}), "", "runc")
+    assert not obs.complete and obs.problems == [obs.problems[0]] and words in obs.problems[0]
+    assert obs.problems[0].startswith("3 ")
+
+
+def test_a_report_without_no_new_privileges_leaves_it_unknown() -> None:
+    obs = observation_from_report("c", report(), "", "runc")
+    assert obs.no_new_privileges is None
+    assert observation_from_report("c", report(no_new_privileges=False), "", "runc").no_new_privileges is False

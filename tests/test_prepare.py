@@ -121,3 +121,55 @@ def test_never_allow_is_denied_at_enforce_even_in_a_profile_learned_before(tmp_p
     for spec_filter in (None, {"defaultAction": "SCMP_ACT_ALLOW"}):
         allowed = _allowed(enforceable_seccomp("web", config, spec_filter))
         assert "keyctl" not in allowed and "read" in allowed
+
+
+# -- modifiers_for: mode x the spec's own filter x the profile's state ------------------------------------------
+
+OWN_STATES = ("none", "spec", "recalled")  # no filter; the spec's own; syscage's filter with the own one recalled
+PROFILE_STATES = ("missing", "incomplete", "complete")
+
+
+def _filter_of(spec: dict[str, Any]) -> dict[str, Any] | None:
+    return spec.get("linux", {}).get("seccomp")
+
+
+@pytest.mark.parametrize("profile_state", PROFILE_STATES)
+@pytest.mark.parametrize("own_state", OWN_STATES)
+@pytest.mark.parametrize("mode", ["off", "learn", "complain", "enforce"])
+def test_modifiers_for_every_mode_own_filter_and_profile_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               mode: str, own_state: str, profile_state: str) -> None:
+    from syscage.shim import prepare
+    from syscage.shim.modifiers import allow_all_filter, apply
+
+    started: list[bool] = []
+    monkeypatch.setattr(prepare, "start_tracer_early", lambda config: started.append(True))
+    if profile_state != "missing":
+        _learn(tmp_path, "web", ["read", "write", "mkdir"], problems=["lost"] if profile_state == "incomplete" else [])
+    config = Config(store=tmp_path, run_dir=tmp_path / "run", log_file=tmp_path / "log", apparmor_mode="off")
+    written = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    spec_filter = {"none": None, "spec": DENY_MKDIR, "recalled": written}[own_state]
+    spec: dict[str, Any] = {"process": {}, "linux": {"seccomp": spec_filter} if spec_filter else {}}
+    own = (True, DENY_MKDIR) if own_state == "recalled" else (False, None)
+    own_filter = None if own_state == "none" else DENY_MKDIR  # what the bundle itself asks for
+    usable = profile_state == "complete"
+    if mode == "enforce" and not usable:
+        with pytest.raises(Unenforceable, match="enforce: profile web"):
+            modifiers_for(Selection(mode, "web"), config, JsonLog.of(config, "runtime"), own, spec)
+        return
+    plan = modifiers_for(Selection(mode, None if mode == "off" else "web"), config, JsonLog.of(config, "runtime"),
+                         own, spec)
+    result = _filter_of(apply(spec, plan.modifiers))
+    assert plan.restores_own == (own_state == "recalled" and not (mode in ("enforce", "complain") and usable))
+    assert started == ([True] if mode in ("learn", "complain") else [])
+    if mode == "off":
+        assert result == own_filter and not plan.replaces_filter
+    elif mode == "learn" or (mode == "complain" and not usable):
+        # Learns under the bundle's own filter (never an earlier enforce's), or an allow-all one to cut over at.
+        assert result == (own_filter or allow_all_filter()) and not plan.replaces_filter
+    else:
+        assert plan.replaces_filter
+        assert result is not None and result["defaultAction"] == ("SCMP_ACT_ERRNO" if mode == "enforce" else
+                                                                  "SCMP_ACT_LOG")
+        assert {"read", "write"} <= _allowed(result)
+        # Never looser than the bundle's own filter: what it denies stays denied.
+        assert ("mkdir" in _allowed(result)) == (own_filter is None)
