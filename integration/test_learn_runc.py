@@ -256,11 +256,17 @@ def test_untraceable_container_follows_on_tracer_error(env: Env, policy: str) ->
     for phase in ("prestart", "poststop"):
         spec["hooks"][phase][0]["env"] = [f"SYSCAGE_CONFIG={config}"]
     (bundle / "config.json").write_text(json.dumps(spec))
-    result = env.run(bundle)
+    cid = env.name("c")
+    result = env.run(bundle, cid)
     profile_file = root / "store" / "profiles" / name / "profile.json"
     if policy == "fail":
         assert result.returncode != 0 and "ran" not in result.stdout
-        assert "run" in result.stderr  # runc relays the hook's one line
+        # runc relays the hook's one line: which container, what failed, where to look.
+        assert f"syscage: error: prestart for container {cid}: cannot start the tracer" in result.stderr
+        assert f"check paths.run_dir ({root / 'run'})" in result.stderr
+        assert "Traceback" not in result.stderr
+        # runc runs the poststop hook of a container whose prestart failed: whatever it recorded is incomplete.
+        assert not profile_file.exists() or json.loads(profile_file.read_text())["complete"] is False
         return
     assert result.returncode == 0 and result.stdout == "ran\n", result.stderr
     profile = json.loads(profile_file.read_text())

@@ -38,6 +38,7 @@ def test_tracer_detaches_when_idle(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     write_config(config, tmp_path)
     environ = {**os.environ, "SYSCAGE_CONFIG": str(config)}
+    before = {(o.kind, o.id) for o in bpf_objects.loaded()}
     started = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "syscage.hooks.daemon.tracer", "--idle-timeout", "2"], env=environ,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -46,7 +47,13 @@ def test_tracer_detaches_when_idle(tmp_path: Path) -> None:
         assert proc.poll() is None and time.monotonic() - started < 60, "the tracer never listened"
         time.sleep(0.05)
     held = bpf_objects.held_by(proc.pid)
-    assert {kind for kind, _ in held} == {"prog", "map"}, held
+    # Its programs and maps, by name: new objects, every map tracer.c defines (a program attached to a raw
+    # tracepoint is held through its attachment, whose descriptor names no program).
+    names = {(o.kind, o.name) for o in bpf_objects.loaded() if (o.kind, o.id) in held}
+    progs = {name for kind, name in names if kind == "prog"}
+    assert progs and progs <= bpf_objects.TRACER_PROGS, names
+    assert {name for kind, name in names if kind == "map"} >= bpf_objects.TRACER_MAPS, names
+    assert not held & before
     assert proc.wait(timeout=60) == 0
     elapsed = time.monotonic() - started
     assert 2 <= elapsed < 30
@@ -56,6 +63,10 @@ def test_tracer_detaches_when_idle(tmp_path: Path) -> None:
     # nobody holds (a pinned or still-attached one); other tracers running meanwhile hold theirs.
     assert bpf_objects.still_loaded(held) == set()
     assert bpf_objects.orphaned_tracer_objects() == set()
+    # Counted before and after: none of the programs and maps it held is loaded any more (other test
+    # sessions' tracers may come and go meanwhile, so only its own are counted).
+    after = {(o.kind, o.id) for o in bpf_objects.loaded()}
+    assert len(after & held) == 0 and len(held) >= len(progs) + len(bpf_objects.TRACER_MAPS)
 
 
 def test_run_without_poststop_is_saved_incomplete(env: Env, tmp_path: Path) -> None:
