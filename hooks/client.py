@@ -117,7 +117,7 @@ def _spawn_detached(config: Config, ready_fd: int | None) -> None:
         child = os.fork()
         if child == 0:  # the intermediate: start the tracer, then leave it to be adopted
             try:
-                import subprocess  # here only: it costs every hook ~4 ms of imports
+                import subprocess  # here only: its imports would cost every hook
 
                 subprocess.Popen([sys.executable, "-m", "syscage.hooks.daemon.tracer"], stdin=subprocess.DEVNULL,
                                  stdout=out, stderr=out, pass_fds=() if ready_fd is None else (ready_fd,),

@@ -1,7 +1,7 @@
 """Read the few config keys the wrappers need on their fast path, without the full config loader.
 
-The two values are cached (syscage.configcache): parsing TOML would cost every runtime call ~8 ms, most of
-it importing the parser.
+The two values are cached (syscage.configcache): parsing TOML would cost every runtime call more than the
+rest of its work, most of it importing the parser.
 
 A config that cannot be read falls back to defaults with a warning on stderr: a typo in syscage's
 config must not take down containers that never asked for syscage. (Annotated containers go on to

@@ -226,7 +226,7 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
     allowed -= set(config.never_allow)  # a profile learned before the config named them, or a base set
     if mode == "enforce" and is_trivial(spec_filter):
         # The store compiled seccomp.json with libseccomp when it wrote it: if it is exactly this profile's
-        # filter, use it and spare the start path libseccomp (~15 ms). Otherwise (errno changed in the
+        # filter, use it and spare the start path libseccomp. Otherwise (errno changed in the
         # config since, a seccomp.json out of step, a floor the profile lacks) render and compile it now.
         expected = render(sorted(allowed), config.seccomp_errno, profile["arch"])
         if store.read_seccomp(name) != expected:

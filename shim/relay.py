@@ -5,7 +5,7 @@ only point where the runtime waits. Here that hook is a shell one-liner, not a P
 the runtime's state into a FIFO and waits for a verdict on a second one. syscage-runtime runs the real
 runtime as its child for this one call (instead of exec'ing it), reads the state, has the tracer watch the
 container (the same request and learn.on_tracer_error policy as `syscage-hook prestart`) and answers "ok"
-or "fail". That spares every learning container start a Python interpreter and its imports (~30 ms).
+or "fail". That spares every learning container start a Python interpreter and its imports.
 
 If the relay cannot be set up, the spec gets the `syscage-hook prestart` hook instead.
 """

@@ -7,7 +7,7 @@ Both run on a container's start path (enforce, complain), so both are cheap when
 * ensure_loaded(): the text syscage last loaded under a label is kept in RUN_DIR/apparmor/LABEL (run_dir is
   a tmpfs, emptied at boot like the kernel's policy). When the new text is byte for byte that copy and the
   kernel's profile list still shows the label in the wanted mode, nothing runs. Otherwise
-  `apparmor_parser -r` (about 15 ms at best; far more on a loaded machine) loads it, then the copy is
+  `apparmor_parser -r` (the costly step, far slower on a loaded machine) loads it, then the copy is
   replaced. A lock per label keeps two containers starting at once from loading it twice.
 
 Labels: `syscage-NAME` (enforce) and `syscage-NAME-COMPLAIN` (complain, loaded with flags=(complain)).
@@ -36,7 +36,7 @@ ENABLED = Path("/sys/module/apparmor/parameters/enabled")
 SECURITYFS = Path("/sys/kernel/security/apparmor")
 COMPLAIN_SUFFIX = "-COMPLAIN"
 STACK = "//&"  # AppArmor's label stacking: confined by every profile of the stack at once
-LOAD_TIMEOUT = 60.0  # seconds; a load takes about 15 ms on an idle machine
+LOAD_TIMEOUT = 60.0  # seconds; far above a load's time, even on a loaded machine
 FLAGS = "flags=(attach_disconnected,mediate_deleted)"  # the renderer's profile flags
 
 

@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 
 # A NamedTuple, not a dataclass: enforce renders on a container's start path, where importing dataclasses
-# (and inspect) would cost ~10-30 ms.
+# (and inspect) would cost more than the rest of the path.
 class Glob(NamedTuple):
     """A pattern part of a rendered path: AppArmor glob text defined here, never derived from input."""
 

@@ -18,7 +18,7 @@ DEFAULT_ALWAYS_ALLOW = ("exit", "exit_group", "restart_syscall", "rt_sigreturn")
 
 
 # A NamedTuple, not a dataclass: immutable all the same, and it spares every hook and wrapper call
-# the ~10 ms import of dataclasses (and inspect).
+# the import of dataclasses (and inspect; see the README's Performance section).
 class Config(NamedTuple):
     store: Path = Path(standard.STORE)
     run_dir: Path = Path(standard.RUN_DIR)
