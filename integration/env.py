@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from syscage.bundle import write_bundle
+from syscage.config import load_config
 from syscage.shim.modifiers import add_learn_hooks, allow_all_filter
+from syscage.store import ProfileStore
 
 VENV_BIN = Path(sys.executable).parent
 HOOK = VENV_BIN / "syscage-hook"
@@ -71,6 +73,10 @@ class Env:
 
     def run(self, bundle: Path, cid: str | None = None) -> subprocess.CompletedProcess[str]:
         return self.runc("run", cid or self.name("c"), bundle=bundle)
+
+    def profile_store(self) -> ProfileStore:
+        """The store of this private syscage, as its config makes it."""
+        return ProfileStore.of(load_config(self.config_path))
 
     def profile(self, name: str) -> dict[str, Any]:
         return json.loads((self.store / "profiles" / name / "profile.json").read_text())

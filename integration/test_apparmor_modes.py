@@ -13,7 +13,6 @@ from integration.env import Env, write_config
 from integration.test_wrapper_runc import WRAPPER, call
 from syscage.apparmor_load import ENABLED
 from syscage.profile import Observation
-from syscage.store import ProfileStore
 from syscage.syscalls import syscall_name
 
 DENIED = ("mkdir", "mkdirat")  # left out of the profile: seccomp's own denial shows it is in force
@@ -30,7 +29,7 @@ def all_but_mkdir(env: Env) -> str:
     name = env.name("aa-host")
     names = sorted({n for n in (syscall_name(nr) for nr in range(600)) if n} - set(DENIED))
     obs = Observation(container_id="c", started="t", stopped="t", cutover="seccomp", syscalls=names)
-    ProfileStore(env.store, 1).record_run(name, obs)
+    env.profile_store().record_run(name, obs)
     return name
 
 

@@ -112,14 +112,13 @@ def _corrupt(env: Env, name: str) -> None:
     (directory / "profile.json").write_text('{"kind": "syscage-profile", "schema": 1, "na')
 
 
-def _incomplete(env: Env, name: str, containerd: Containerd) -> None:
+def _incomplete(env: Env, name: str) -> None:
     # A learning run whose tracer had no record of it: recorded, but incomplete.
     from syscage.profile import Observation
-    from syscage.store import ProfileStore
 
     obs = Observation(container_id="x", started="t", stopped="t", cutover="none", syscalls=["read"],
                       problems=["the tracer was not running at poststop"])
-    ProfileStore(env.store, 1).record_run(name, obs)
+    env.profile_store().record_run(name, obs)
 
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt", "incomplete"])
@@ -128,7 +127,7 @@ def test_enforce_refuses_unusable_profile(env: Env, containerd: Containerd, prob
     if problem == "corrupt":
         _corrupt(env, name)
     elif problem == "incomplete":
-        _incomplete(env, name, containerd)
+        _incomplete(env, name)
     cid = env.name("c")
     result = containerd.run(rootfs(env), cid, ["echo", "should-not-run"], enforce(name), runc_binary=WRAPPER)
     assert result.returncode != 0

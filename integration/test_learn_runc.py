@@ -147,7 +147,7 @@ def test_concurrent_learners_of_one_profile_lose_nothing(env: Env) -> None:
     assert profile["syscalls"]["execve"]["runs"] == 4
 
 
-def _hook(env: Env, *args: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+def _hook(*args: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([str(HOOK), *args], input=stdin, capture_output=True, check=False)
 
 
@@ -160,7 +160,7 @@ def _state(cid: str, annotations: dict[str, str], bundle: str = "/tmp") -> bytes
 def test_hook_refuses_hostile_profile_names(env: Env, hostile: str) -> None:
     before = sorted(p for p in env.root.rglob("*") if "bundles" not in p.parts)
     for phase in ("prestart", "poststop"):
-        result = _hook(env, phase, stdin=_state("hostile", {"io.syscage.mode": "learn", "io.syscage.profile": hostile}))
+        result = _hook(phase, stdin=_state("hostile", {"io.syscage.mode": "learn", "io.syscage.profile": hostile}))
         assert result.returncode != 0
         lines = result.stderr.decode().strip().splitlines()
         assert len(lines) == 1 and "invalid profile name" in lines[0], lines
@@ -178,7 +178,7 @@ def test_hook_refuses_hostile_profile_names(env: Env, hostile: str) -> None:
     ([], b"{}", "unknown hook phase"),
 ])
 def test_hook_refuses_malformed_input(env: Env, args: list[str], stdin: bytes, message: str) -> None:
-    result = _hook(env, *args, stdin=stdin)
+    result = _hook(*args, stdin=stdin)
     assert result.returncode != 0
     lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
@@ -198,7 +198,7 @@ def test_tracer_killed_mid_run_marks_run_incomplete(env: Env) -> None:
     proc = subprocess.Popen(["runc", "--root", str(env.runc_root), "run", env.name("c")], cwd=bundle,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
-    while env.tracer_pid() is None or not _watching(env):
+    while env.tracer_pid() is None or not _watching():
         assert time.monotonic() < deadline, "container was never watched"
         time.sleep(0.1)
     # Once the workload prints, its prestart hook has its answer: the kill hits a tracer that is recording
@@ -221,7 +221,7 @@ def test_tracer_killed_mid_run_marks_run_incomplete(env: Env) -> None:
     assert env.profile(other)["complete"]
 
 
-def _watching(env: Env) -> bool:
+def _watching() -> bool:
     try:
         status = request(load_config(), {"op": "status"}, timeout=5)
     except TracerUnavailable:

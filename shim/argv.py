@@ -181,7 +181,7 @@ def _truthy(value: str) -> bool:
 # ---------------------------------------------------------------------------------------------- crun
 
 
-def _getopt(args: list[str], spec: _Options, long_only_values: bool = False) -> tuple[dict[str, str], int] | None:
+def _getopt(args: list[str], spec: _Options) -> tuple[dict[str, str], int] | None:
     """getopt_long in order, as argp runs it: options (by long name; last wins) and the index of the
     first operand; None when the runtime refuses the line."""
     longs = {n for n in spec.values | spec.flags if len(n) > 1}

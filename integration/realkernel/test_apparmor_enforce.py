@@ -23,7 +23,6 @@ from syscage.jsonlog import JsonLog
 from syscage.profile import Observation
 from syscage.shim.modifiers import apply
 from syscage.shim.prepare import apparmor_modifiers
-from syscage.store import ProfileStore
 from syscage.syscalls import syscall_name
 
 WRAPPER = str(VENV_BIN / "syscage-runtime")
@@ -37,7 +36,7 @@ def every_syscall(env: Env) -> str:
     name = env.name("aa-enforce")
     names = sorted({n for n in (syscall_name(nr) for nr in range(600)) if n})
     obs = Observation(container_id="c", started="t", stopped="t", cutover="seccomp", syscalls=names)
-    ProfileStore(env.store, 1).record_run(name, obs)
+    env.profile_store().record_run(name, obs)
     return name
 
 
