@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from integration.env import VENV_BIN, Env, allow_all_seccomp, write_config
-from syscage.shim.markers import marker_path, write_marker
+from syscage.markers import marker_path, write_marker
 
 WRAPPER = str(VENV_BIN / "syscage-runtime")
 

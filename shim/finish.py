@@ -11,8 +11,8 @@ so no run)."""
 from __future__ import annotations
 
 from syscage.console import say_error
+from syscage.markers import claim_marker, container_exists, read_marker, remove_marker
 from syscage.shim.child import spawn_runtime, wait_runtime
-from syscage.shim.markers import claim_marker, container_exists, read_marker, remove_marker
 
 
 def delete_and_record(runtime: str, args: list[str], marker: str, container_id: str,

@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 
 from syscage.console import say_error
+from syscage.standard import LOOP_GUARD
 
 PROGRAM = "syscage-runtime"
 
-# Set for every real-runtime process: a runtime.path that points back at syscage-runtime then fails at
-# once with a clear line instead of running itself forever.
-LOOP_GUARD = "SYSCAGE_RUNTIME_WRAPPED"
 
 
 def exec_runtime(runtime: str, args: list[str]) -> None:

@@ -38,7 +38,7 @@ class LearningCreate:
     def _leave_marker(self, marker: str, selection: Selection, log: JsonLog) -> bool:
         """False (the spec then gets a poststop hook) if the marker cannot be written."""
         from syscage.hooks.client import record_timeout
-        from syscage.shim.markers import write_marker
+        from syscage.markers import write_marker
 
         try:
             write_marker(marker, self.container_id, self.runtime_root, selection.named, selection.mode,
@@ -122,7 +122,7 @@ class LearningCreate:
             self.relay.close()
             self.relay = None
         if self.marker:
-            from syscage.shim.markers import remove_marker
+            from syscage.markers import remove_marker
 
             remove_marker(self.marker)
 

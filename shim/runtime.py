@@ -13,10 +13,11 @@ import os
 import sys
 
 from syscage.console import say_error
+from syscage.markers import container_exists, marker_path, remove_marker
 from syscage.shim.argv import CreateCall, Unparsable, dialect, find_operand, parse_create, parse_global
 from syscage.shim.fastconfig import read_keys
-from syscage.shim.guard import LOOP_GUARD, exec_runtime
-from syscage.shim.markers import container_exists, marker_path, remove_marker
+from syscage.shim.guard import exec_runtime
+from syscage.standard import LOOP_GUARD
 
 MARKER = b"io.syscage.mode"
 # A bundle with either of these takes the slow path even without the annotation: hooks syscage-runtime

@@ -12,3 +12,7 @@ HOOK_PATH = "/usr/local/bin/syscage-hook"  # runtime.hook_path
 
 # Runtimes start hooks with no PATH, and the tracer is started with a clean environment: this one then.
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Set for every real-runtime process syscage-runtime starts: a runtime.path that points back at
+# syscage-runtime then fails at once with a clear line instead of running itself forever.
+LOOP_GUARD = "SYSCAGE_RUNTIME_WRAPPED"

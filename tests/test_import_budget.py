@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from syscage.shim.markers import marker_path, write_marker
+from syscage.markers import marker_path, write_marker
 
 # The wrapper's passthrough: nothing beyond the interpreter's own start-up but a few small modules of ours.
 PASSTHROUGH = {
     "syscage", "syscage.configcache", "syscage.console", "syscage.shim", "syscage.shim.argv",
-    "syscage.shim.fastconfig", "syscage.shim.guard", "syscage.shim.markers", "syscage.shim.runtime",
+    "syscage.shim.fastconfig", "syscage.shim.guard", "syscage.markers", "syscage.shim.runtime",
     "syscage.standard",
 }
 SOCKET_AND_JSON = {"_json", "_socket", "array", "collections.abc", "json", "json.decoder", "json.encoder",

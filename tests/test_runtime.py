@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syscage.shim.markers import marker_path, write_marker
+from syscage.markers import marker_path, write_marker
 
 WRAPPER = Path(sys.executable).parent / "syscage-runtime"
 # Prints its argv and whether the loop guard was set; `delete ID` removes <root>/ID as runc does.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from syscage.markers import marker_path, read_marker, remove_marker, write_marker
 from syscage.shim.argv import find_operand, parse_create, parse_global
-from syscage.shim.markers import marker_path, read_marker, remove_marker, write_marker
 from syscage.shim.modifiers import add_learn_hooks, apply, ensure_filter_load, set_seccomp
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -430,13 +430,13 @@ class Tracer:
         return settled
 
     def sweep_markers(self) -> int:
-        """Remove the learning markers (syscage.shim.markers) of containers that are gone and whose run is
+        """Remove the learning markers (syscage.markers) of containers that are gone and whose run is
         in their profile: deleted with plain `runc delete`, nobody else ever would. A marker whose run is not
         recorded yet stays (its create may still be under way, or its delete will record it)."""
         import json
 
+        from syscage.markers import LEARNING_DIR, container_exists
         from syscage.protocol import watch_key
-        from syscage.shim.markers import LEARNING_DIR, container_exists
 
         removed = 0
         base = self.config.run_dir / LEARNING_DIR

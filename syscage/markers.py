@@ -72,7 +72,7 @@ def container_exists(runtime: str, runtime_root: str | None, container_id: str) 
         return os.path.isdir(os.path.join(root, container_id))
     import subprocess  # the rare case: no --root and an unusual runtime name
 
-    from syscage.shim.guard import LOOP_GUARD
+    from syscage.standard import LOOP_GUARD
 
     try:
         done = subprocess.run([runtime, "state", container_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
