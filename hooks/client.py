@@ -217,7 +217,7 @@ def run_recorded_since(config: Config, profile: str, container_id: str, since: f
     from syscage.store import ProfileStore
 
     try:
-        doc = ProfileStore.of(config).read(profile)
+        doc = ProfileStore.from_config(config).read(profile)
     except SyscageError:
         return False
     for run in (doc or {}).get("runs", [])[-50:]:
@@ -238,7 +238,7 @@ def record_untraced(config: Config, container_id: str, profile: str, mode: str, 
     from syscage.jsonlog import JsonLog
     from syscage.store import ProfileStore
 
-    store = ProfileStore.of(config)
+    store = ProfileStore.from_config(config)
     if store.run_recorded(profile, container_id, key):
         # Its tracer saved it when it stopped (or found it gone): the profile has it already, incomplete.
         return {"ok": True, "complete": False,

@@ -76,7 +76,7 @@ class Env:
 
     def profile_store(self) -> ProfileStore:
         """The store of this private syscage, as its config makes it."""
-        return ProfileStore.of(load_config(self.config_path))
+        return ProfileStore.from_config(load_config(self.config_path))
 
     def profile(self, name: str) -> dict[str, Any]:
         return json.loads((self.store / "profiles" / name / "profile.json").read_text())

@@ -218,7 +218,7 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
     from syscage.seccomp import render, validate
     from syscage.store import ProfileStore
 
-    store = ProfileStore.of(config)
+    store = ProfileStore.from_config(config)
     profile = usable_profile(store, name, config)
     allowed = set(profile["syscalls"]) | set(config.always_allow)  # an older profile may lack the floor
     if nnp is not None:
@@ -268,7 +268,7 @@ def apparmor_modifiers(name: str | None, mode: str, config: Config, log: Any, sp
 
         label = aa.label_for(name, mode)
         try:
-            text = aa.for_mode(render(usable_profile(ProfileStore.of(config), name, config)), name, mode)
+            text = aa.for_mode(render(usable_profile(ProfileStore.from_config(config), name, config)), name, mode)
             done = aa.ensure_loaded(text, label, mode, config.run_dir)
         except aa.ParserMissing as exc:
             if required:

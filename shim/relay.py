@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import sys
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from syscage.console import say_error
 from syscage.locks import open_locked
 from syscage.shim.child import spawn_runtime, wait_runtime
 from syscage.shim.modifiers import RELAY_TAG
@@ -143,7 +143,7 @@ def run_with_relay(relay: PrestartRelay, answer: Callable[[bytes], str | None], 
                 failure = answer(state)
             except Exception as exc:  # never leave the hook waiting, nor the runtime unwaited
                 failure = f"syscage: prestart relay failed: {exc!r}"
-                sys.stderr.write(failure + "\n")
+                say_error(f"prestart relay failed: {exc!r}")
         reason = " ".join((failure or "").split())  # one line
         os.write(verdict_fd, b"ok\n" if failure is None else f"fail {reason}\n".encode())
         code = wait_runtime(child)

@@ -330,7 +330,7 @@ def cmd_lint(config: Config, args: argparse.Namespace) -> int:
 def _store(config: Config):  # type: ignore[no-untyped-def]
     from syscage.store import ProfileStore
 
-    return ProfileStore.of(config)
+    return ProfileStore.from_config(config)
 
 
 def _live(config: Config) -> str | None:

@@ -56,7 +56,7 @@ def _demo(config: Config, root: Path, wrapper: Path) -> int:
     learned = run("learn", "learn", WORKLOAD)
     if learned.returncode != 0:
         raise SyscageError("the learning container failed", f"see {config.log_file}")
-    profile = ProfileStore.of(config).read(PROFILE)
+    profile = ProfileStore.from_config(config).read(PROFILE)
     if profile is None:
         raise SyscageError(f"the learning container left no profile {PROFILE}", f"see {config.log_file}")
     directory = config.profiles_dir / PROFILE

@@ -67,7 +67,8 @@ class ProfileStore:
         self.always_allow = always_allow  # seccomp.always_allow: merged into every recorded run
 
     @classmethod
-    def of(cls, config: Config) -> ProfileStore:
+    def from_config(cls, config: Config) -> ProfileStore:
+        """The store the config names, with its errno, floor, never-allow list and notes directory."""
         return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR,
                    config.never_allow)
 

@@ -141,7 +141,7 @@ def test_show_says_what_was_withheld(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("SYSCAGE_CONFIG", str(config))
     from syscage.config import load_config
 
-    ProfileStore.of(load_config()).record_run("web", _obs("c1", ["read", "keyctl"], NEW))
+    ProfileStore.from_config(load_config()).record_run("web", _obs("c1", ["read", "keyctl"], NEW))
     assert cli.main(["show", "web"]) == 0
     out = capsys.readouterr().out
     assert "status: complete" in out and "needed keyctl, withheld by seccomp.never_allow" in out

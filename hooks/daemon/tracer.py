@@ -117,7 +117,7 @@ class Tracer:
     def store(self) -> ProfileStore:
         from syscage.store import ProfileStore
 
-        return ProfileStore.of(self.config)
+        return ProfileStore.from_config(self.config)
 
     # -- requests -------------------------------------------------------------------------------
 
