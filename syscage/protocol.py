@@ -34,8 +34,8 @@ class ProtocolError(Exception):
     pass
 
 
-def _field(doc: dict[str, Any], name: str, kind: type, default: object = None) -> Any:
-    value = doc.get(name, default)
+def _field(doc: dict[str, Any], name: str, kind: type) -> Any:
+    value = doc.get(name)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ProtocolError(f"{doc.get('op')} needs {name} ({kind.__name__})")
     return value
@@ -64,8 +64,11 @@ class Watch:
     @classmethod
     def parse(cls, doc: dict[str, Any]) -> Watch:
         try:
+            key = doc.get("key") or ""  # none: a hook with neither nonce nor bundle
+            if not isinstance(key, str):
+                raise ProtocolError("key")
             return cls(_field(doc, "container_id", str), _field(doc, "pid", int), _field(doc, "profile", str),
-                       _field(doc, "key", str, "") or "", str(doc.get("mode") or "learn"),
+                       key, str(doc.get("mode") or "learn"),
                        bool(doc.get("profile_defaulted")), bool(doc.get("exec_mode")),
                        bool(doc.get("no_new_privileges")), str(doc.get("via") or "hook"))
         except ProtocolError:

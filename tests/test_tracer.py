@@ -351,3 +351,11 @@ def test_the_janitor_closes_an_idle_tracer_only(tmp_path: Path, host: Host) -> N
     never = Tracer(cfg, Log(), 0, instance="i2", recorder=FakeRecorder(), identify=host.identify)
     never.last_activity -= 10**6
     assert never.janitor_step() is False  # idle_timeout 0: never detaches
+
+
+def test_a_watch_without_a_key_is_taken(tmp_path: Path, host: Host) -> None:
+    """A hook with neither nonce nor bundle sends no key (or null): the watch is keyed on nothing, as before."""
+    t = tracer(tmp_path, host)
+    host.start(1)
+    assert t.handle({"op": "watch", "container_id": "c", "pid": 1, "profile": "web", "key": None})["ok"]
+    assert t.watched["c"].key == ""
