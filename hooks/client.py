@@ -1,8 +1,8 @@
 """The tracer's client: connect to it, or start it and wait until it is attached; hand it a starting container
 (ask_to_watch, with learn.on_tracer_error applied); record a finished learning run (record_run), or, when no
 tracer can answer, record the run as incomplete ourselves. Used by the prestart and poststop hooks, by
-syscage-runtime's prestart relay and `delete` (the containerd path, where no poststop hook process is needed)
-and by the CLI."""
+syscage-runtime's prestart relay and `delete` (the containerd path, where no poststop hook process is needed).
+The requests themselves, and asking a running tracer, are syscage.protocol's (the CLI uses that alone)."""
 
 from __future__ import annotations
 
