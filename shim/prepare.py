@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from syscage.config import Config, load_config
+from syscage.config import KERNEL_ASYNCHRONOUS, Config, load_config
 from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
 from syscage.names import ANNOTATION_MODE, LEARNING_MODES
@@ -298,7 +298,8 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
 
     store = ProfileStore.of(config)
     profile = usable_profile(store, name, config)
-    allowed = set(profile["syscalls"]) | set(config.always_allow)  # an older profile may lack the floor
+    # An older profile may lack the floor and the kernel's asynchronous syscalls (restart_syscall).
+    allowed = set(profile["syscalls"]) | set(config.always_allow) | set(KERNEL_ASYNCHRONOUS)
     if nnp is not None:
         allowed |= privileges_base(profile, nnp, config, mode)
     allowed -= set(config.never_allow)  # a profile learned before the config named them, or a base set

@@ -14,6 +14,11 @@ ENV_CONFIG = "SYSCAGE_CONFIG"
 # Allowed by every profile whatever was seen: a run cut short (SIGKILL) never makes exit_group, and a
 # process that cannot exit or return from a signal handler crashes instead of failing one syscall.
 DEFAULT_ALWAYS_ALLOW = ("exit", "exit_group", "restart_syscall", "rt_sigreturn")
+# The kernel's own asynchronous syscalls: a sleep interrupted by a stop signal resumes through
+# restart_syscall, which the kernel makes for the process (no program calls it, so learning almost never sees
+# it). Allowed by every profile whatever the config says, as a runtime's asynchronous base set is; Docker's
+# default allows it too.
+KERNEL_ASYNCHRONOUS = ("restart_syscall",)
 
 
 # A NamedTuple, not a dataclass: immutable all the same, and it spares every hook and wrapper call
@@ -171,6 +176,10 @@ def config_from_mapping(raw: dict[str, Any], source: Path | None = None) -> Conf
     if both:
         raise SyscageError(f"{where}: seccomp.never_allow and seccomp.always_allow both name {', '.join(sorted(both))}",
                            "remove them from one of the two lists")
+    kernel = set(values.get("never_allow", ())) & set(KERNEL_ASYNCHRONOUS)
+    if kernel:
+        raise SyscageError(f"{where}: seccomp.never_allow names {', '.join(sorted(kernel))}, which the kernel itself "
+                           "makes for a process (every profile allows it)", "remove it from seccomp.never_allow")
     known = set(Config._fields)
     return Config(**{k: v for k, v in values.items() if k in known})
 

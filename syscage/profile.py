@@ -12,6 +12,7 @@ import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from syscage.config import KERNEL_ASYNCHRONOUS
 from syscage.profile_schema import KIND, SCHEMA_VERSION, check_profile
 
 __all__ = ["KIND", "SCHEMA_VERSION", "Observation", "accept", "check_profile", "merge", "new_profile"]
@@ -20,6 +21,7 @@ __all__ = ["KIND", "SCHEMA_VERSION", "Observation", "accept", "check_profile", "
 SOURCE_OBSERVED = "observed"
 SOURCE_RUNTIME_BASE = "runtime-base"
 SOURCE_FLOOR = "floor"  # seccomp.always_allow: allowed whether seen or not
+SOURCE_KERNEL = "kernel"  # the kernel's asynchronous syscalls (restart_syscall): in every profile
 
 # Sections later tracers fill (AppArmor paths, sockets, capabilities, argument-level rules). They are
 # in the schema now so that version 1 profiles stay readable when they arrive.
@@ -88,9 +90,10 @@ def merge(profile: dict[str, Any], obs: Observation, now: str, floor: tuple[str,
     out["syscalls"] = dict(profile["syscalls"])
     out["unresolved_syscalls"] = dict(profile["unresolved_syscalls"])
     out["incomplete_reasons"] = list(profile["incomplete_reasons"])
-    observed, base = set(obs.syscalls), set(obs.runtime_base)
-    for name in sorted(observed | base | set(floor)):
-        source = SOURCE_OBSERVED if name in observed else SOURCE_RUNTIME_BASE if name in base else SOURCE_FLOOR
+    observed, base, kernel = set(obs.syscalls), set(obs.runtime_base), set(KERNEL_ASYNCHRONOUS)
+    for name in sorted(observed | base | kernel | set(floor)):
+        source = (SOURCE_OBSERVED if name in observed else SOURCE_RUNTIME_BASE if name in base
+                  else SOURCE_KERNEL if name in kernel else SOURCE_FLOOR)
         _note(out["syscalls"], name, source, obs.stopped)
     for nr in obs.unresolved:
         _note(out["unresolved_syscalls"], str(nr), SOURCE_OBSERVED, obs.stopped)

@@ -231,6 +231,8 @@ def first_run(profile: dict[str, Any], name: str) -> dict[str, Any]:
 def describe_first(first: dict[str, Any]) -> str:
     if "floor" in first["sources"] and "observed" not in first["sources"]:
         return "in the seccomp.always_allow floor"
+    if "kernel" in first["sources"] and "observed" not in first["sources"]:
+        return "made by the kernel itself (every profile allows it)"
     base = "runtime-base" in first["sources"] and "observed" not in first["sources"]
     what = "added from the runtime base set" if base else "first needed"
     if first.get("container_id"):

@@ -28,9 +28,11 @@ def render(syscalls: list[str], errno: int, arch: str | None = None) -> dict[str
 
 
 def allowed_syscalls(profile: dict[str, Any], floor: Iterable[str] = ()) -> list[str]:
-    """What the profile allows: its syscalls, and the always-allowed floor (seccomp.always_allow), which an
-    older profile may lack."""
-    return sorted(set(profile["syscalls"]) | set(floor))
+    """What the profile allows: its syscalls, the always-allowed floor (seccomp.always_allow) and the kernel's
+    asynchronous syscalls, which an older profile may lack."""
+    from syscage.config import KERNEL_ASYNCHRONOUS
+
+    return sorted(set(profile["syscalls"]) | set(floor) | set(KERNEL_ASYNCHRONOUS))
 
 
 def render_profile(profile: dict[str, Any], errno: int, floor: Iterable[str] = ()) -> dict[str, Any]:

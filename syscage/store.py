@@ -362,7 +362,7 @@ class ProfileStore:
         def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
             dropped.extend(sorted(n for n, e in current["syscalls"].items()
                                   if stale(e) and n not in self.always_allow
-                                  and not {"floor", "runtime-base"} & set(e["sources"])))
+                                  and not {"floor", "runtime-base", "kernel"} & set(e["sources"])))
             if dry_run or not dropped:
                 return None
             out = dict(current)

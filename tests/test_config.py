@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from syscage.config import Config, load_config, parse_errno
+from syscage.config import Config, config_from_mapping, load_config, parse_errno
 from syscage.errors import SyscageError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "config.toml"
@@ -105,6 +105,11 @@ def test_always_allow_floor(tmp_path: Path) -> None:
     assert load_config(cfg).always_allow == ("exit", "exit_group")
     cfg.write_text("[seccomp]\nalways_allow = []\n")
     assert load_config(cfg).always_allow == ()
+
+
+def test_never_allow_cannot_name_the_kernels_asynchronous_syscalls() -> None:
+    with pytest.raises(SyscageError, match="restart_syscall, which the kernel itself makes"):
+        config_from_mapping({"seccomp": {"never_allow": ["restart_syscall"], "always_allow": []}})
 
 
 def test_never_allow_is_a_syscall_list_and_cannot_overlap_always_allow() -> None:

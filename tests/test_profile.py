@@ -19,7 +19,7 @@ def test_merge_is_a_union_with_provenance() -> None:
     p2 = merge(p1, obs("c2", ["write", "mkdir"], "2026-01-03T00:00:00Z", runtime_base=["futex"]),
                "2026-01-03T00:00:00Z")
     assert p0["syscalls"] == {} and p0["runs"] == []  # inputs untouched
-    assert set(p2["syscalls"]) == {"read", "write", "mkdir", "futex"}
+    assert set(p2["syscalls"]) == {"read", "write", "mkdir", "futex", "restart_syscall"}
     assert p2["syscalls"]["write"] == {"first_seen": "2026-01-02T00:00:00Z", "last_seen": "2026-01-03T00:00:00Z",
                                        "runs": 2, "sources": ["observed"]}
     assert p2["syscalls"]["futex"]["sources"] == ["runtime-base"]
@@ -86,7 +86,22 @@ def test_floor_is_merged_with_its_own_source() -> None:
     assert p["syscalls"]["exit_group"]["sources"] == ["floor"]
     assert p["syscalls"]["exit"]["sources"] == ["observed"]  # seen: observed, not floor
     assert p["syscalls"]["futex"]["sources"] == ["runtime-base"]
-    assert set(merge(p, obs("c2", ["read"], "t2"), "t2")["syscalls"]) == {"read", "exit", "exit_group", "futex"}
+    assert set(merge(p, obs("c2", ["read"], "t2"), "t2")["syscalls"]) == {"read", "exit", "exit_group", "futex",
+                                                                           "restart_syscall"}
+
+
+def test_kernel_asynchronous_syscalls_are_in_every_profile_whatever_the_floor() -> None:
+    """restart_syscall is made by the kernel for a sleep resumed after a stop signal: in every profile even when
+    the operator's seccomp.always_allow leaves it out."""
+    from syscage.seccomp import allowed_syscalls
+
+    p = merge(new_profile("web", "SCMP_ARCH_X86_64", "t0"), obs("c1", ["read"], "t1"), "t1", floor=("exit_group",))
+    assert p["syscalls"]["restart_syscall"]["sources"] == ["kernel"]
+    older = new_profile("old", "SCMP_ARCH_X86_64", "t0")
+    older["syscalls"] = {"read": p["syscalls"]["read"]}  # learned before the kernel set existed
+    assert "restart_syscall" in allowed_syscalls(older, ())
+    seen = merge(p, obs("c2", ["restart_syscall"], "t2"), "t2")
+    assert seen["syscalls"]["restart_syscall"]["sources"] == ["kernel", "observed"]
 
 
 def test_run_records_its_no_new_privileges() -> None:

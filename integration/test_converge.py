@@ -1,0 +1,104 @@
+"""Profiles that hold up in production, with real runc and real eBPF: the kernel's own asynchronous
+syscalls (restart_syscall) are in every profile."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from integration.conftest import Env, write_config
+from integration.test_wrapper_runc import WRAPPER, _stop_tracer_of, call
+
+# The operator left restart_syscall out of seccomp.always_allow: it stays allowed all the same.
+TRIMMED_FLOOR = ["exit", "exit_group", "rt_sigreturn"]
+
+
+@pytest.fixture(scope="module")
+def sleep_rootfs(env: Env) -> Path:
+    rootfs = env.root / "rootfs-stopped-sleep"
+    if not rootfs.exists():
+        shutil.copytree(env.rootfs, rootfs, symlinks=True)
+        source = Path(__file__).parent / "programs" / "stopped_sleep.c"
+        subprocess.run(["gcc", "-static", "-O2", "-o", str(rootfs / "bin" / "stopped-sleep"), str(source)],
+                       check=True, capture_output=True)
+    return rootfs
+
+
+def _bundle(env: Env, rootfs: Path, args: list[str], mode: str, name: str) -> Path:
+    path = env.bundle(args, learn=False, seccomp=None, annotations={"io.syscage.mode": mode,
+                                                                    "io.syscage.profile": name})
+    spec = json.loads((path / "config.json").read_text())
+    spec["root"]["path"] = str(rootfs)
+    (path / "config.json").write_text(json.dumps(spec))
+    return path
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return ""
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _wait_for(pid: int, state: str) -> None:
+    deadline = time.monotonic() + 30
+    while _state(pid) != state or _comm(pid) != "stopped-sleep":
+        assert time.monotonic() < deadline, f"process {pid} never reached state {state}"
+        time.sleep(0.05)
+
+
+def test_a_sleep_stopped_and_continued_under_enforce_keeps_working(env: Env, sleep_rootfs: Path) -> None:
+    root = env.root / env.name("restart")
+    root.mkdir()
+    config = root / "config.toml"
+    write_config(config, root, seccomp={"always_allow": TRIMMED_FLOOR})
+    environment = {**os.environ, "SYSCAGE_CONFIG": str(config)}
+    runc_root = ["--root", str(env.runc_root)]
+    name = env.name("restart")
+    try:
+        learned = call(WRAPPER, *runc_root, "run", "-b", str(_bundle(env, sleep_rootfs, ["stopped-sleep", "1"],
+                                                                     "learn", name)), env.name("c"), env=environment)
+        assert learned.returncode == 0 and learned.stdout == "slept\n", learned.stderr
+        profile = json.loads((root / "store" / "profiles" / name / "profile.json").read_text())
+        assert profile["complete"]
+        assert profile["syscalls"]["restart_syscall"]["sources"] == ["kernel"]  # never seen, never in the floor
+        cid = env.name("c")
+        enforced = _bundle(env, sleep_rootfs, ["stopped-sleep", "4"], "enforce", name)
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            running = subprocess.Popen([WRAPPER, *runc_root, "run", "-b", str(enforced), cid], stdout=out, stderr=err,
+                                       stdin=subprocess.DEVNULL, env=environment)
+            deadline = time.monotonic() + 30
+            while True:
+                state = call("runc", *runc_root, "state", cid)
+                if state.returncode == 0 and json.loads(state.stdout)["pid"]:
+                    pid = json.loads(state.stdout)["pid"]
+                    break
+                assert time.monotonic() < deadline and running.poll() is None, "the container never started"
+                time.sleep(0.05)
+            _wait_for(pid, "S")  # exec'd, and in its nanosleep
+            os.kill(pid, signal.SIGSTOP)
+            _wait_for(pid, "T")
+            os.kill(pid, signal.SIGCONT)
+            assert running.wait(timeout=60) == 0
+            out.seek(0)
+            err.seek(0)
+            assert out.read() == "slept\n", err.read()
+        allowed = json.loads((enforced / "config.json").read_text())["linux"]["seccomp"]["syscalls"][0]["names"]
+        assert "restart_syscall" in allowed
+    finally:
+        _stop_tracer_of(root / "run")
