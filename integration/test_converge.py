@@ -102,3 +102,44 @@ def test_a_sleep_stopped_and_continued_under_enforce_keeps_working(env: Env, sle
         assert "restart_syscall" in allowed
     finally:
         _stop_tracer_of(root / "run")
+
+
+CHANCE_WORKLOAD = ["sh", "-c",
+                   'echo hi > /dev/null; [ "$MAKE_DIR" = 1 ] && mkdir /tmp/d-$$; cat /proc/self/status >/dev/null']
+
+
+def _syscage(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(WRAPPER).parent / "syscage"), *args], capture_output=True, text=True, check=False,
+                          env={**os.environ, "SYSCAGE_CONFIG": str(config)}, timeout=60)
+
+
+def test_convergence_flips_as_the_rule_says_and_flags_a_syscall_seen_in_one_run(env: Env) -> None:
+    """The same workload learned 1, then 5 times; only the first run takes its mkdir branch (MAKE_DIR=1)."""
+    root = env.root / env.name("converge")
+    root.mkdir()
+    config = root / "config.toml"  # the session's store, with a rule of 3 runs
+    write_config(config, env.root, convergence={"min_runs": 3, "min_minutes": 0, "chance_share": 0.5})
+    name = env.name("converge")
+    states = []
+    for i in range(5):
+        path = env.bundle(CHANCE_WORKLOAD, profile=name)
+        spec = json.loads((path / "config.json").read_text())
+        spec["process"]["env"].append(f"MAKE_DIR={int(i == 0)}")
+        (path / "config.json").write_text(json.dumps(spec))
+        result = env.run(path)
+        assert result.returncode in (0, 1), result.stderr  # sh ends with the last test's status
+        (row,) = [r for r in json.loads(_syscage(config, "list", "--json").stdout) if r["name"] == name]
+        profile = env.profile(name)
+        assert profile["runs_total"] == i + 1 and profile["complete"]
+        # The rule, from the record: converged exactly when 3 runs have passed since anything new.
+        assert row["converged"] == (profile["convergence"]["runs_since_new"] >= 3)
+        states.append((row["converged"], row["runs_since_new"], row["chance_dependent"]))
+    assert "mkdir" in env.profile(name)["syscalls"] and env.profile(name)["syscalls"]["mkdir"]["seen_runs"] == 1
+    assert states[0] == (False, 0, [])  # one run: not converged, nothing to compare
+    assert states[-1][0] and "mkdir" in states[-1][2], states  # after 5 (4 with nothing new): converged, flagged
+    assert [s[0] for s in states] == [False, False, False, True, True], states
+    shown = _syscage(config, "show", name)
+    assert "learning: converged (4 run(s)" in shown.stdout
+    assert "mkdir (1/5)" in shown.stdout
+    assert [ln.split()[0] for ln in shown.stdout.splitlines() if ln.endswith("chance-dependent")] == \
+        states[-1][2]

@@ -352,6 +352,7 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
                    "learning_now": len(pending) - lost}
             row.update({"syscalls": len(p["syscalls"]), "runs": p.get("runs_total", len(p["runs"])),
                         "updated": p["updated"]} if p else {"syscalls": 0, "runs": 0, "updated": "-"})
+            row.update(_convergence_row(p, config))
             rows.append(row)
         except SyscageError as exc:
             rows.append({"name": name, "error": str(exc)})
@@ -361,17 +362,31 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
     if not rows:
         print(f"no profiles in {store.profiles}")
         return 0
-    print(f"{'PROFILE':32} {'STATUS':10} {'SYSCALLS':>8} {'RUNS':>5}  UPDATED")
+    print(f"{'PROFILE':32} {'STATUS':10} {'SYSCALLS':>8} {'RUNS':>5} {'LEARNING':13}  UPDATED")
     for r in rows:
         if "error" in r:
-            print(f"{r['name']:32} {'CORRUPT':10} {'-':>8} {'-':>5}  {r['error']}")
+            print(f"{r['name']:32} {'CORRUPT':10} {'-':>8} {'-':>5} {'-':13}  {r['error']}")
         else:
             status = "complete" if r["complete"] else "INCOMPLETE"
             notes = [f"{r['lost_runs']} run(s) lost"] * bool(r["lost_runs"]) + \
                 [f"{r['learning_now']} learning now"] * bool(r["learning_now"])
-            print(f"{r['name']:32} {status:10} {r['syscalls']:>8} {r['runs']:>5}  {r['updated']}"
+            learning = "converged" if r["converged"] else "NOT converged"
+            notes += [f"{len(r['chance_dependent'])} chance-dependent syscall(s)"] * bool(r["chance_dependent"])
+            print(f"{r['name']:32} {status:10} {r['syscalls']:>8} {r['runs']:>5} {learning:13}  {r['updated']}"
                   + (f"  ({', '.join(notes)})" if notes else ""))
     return 0
+
+
+def _convergence_row(profile: dict[str, Any] | None, config: Config) -> dict[str, Any]:
+    """Has learning converged (syscage.convergence, the rule in [convergence]), and which syscalls were seen
+    only by chance."""
+    from syscage.convergence import rule_of, state
+
+    if profile is None:
+        return {"converged": False, "runs_since_new": 0, "chance_dependent": []}
+    now = state(profile, rule_of(config))
+    return {"converged": now.converged, "runs_since_new": now.runs_since_new,
+            "minutes_since_new": round(now.seconds_since_new / 60, 2), "chance_dependent": [n for n, _ in now.chance]}
 
 
 def cmd_show(config: Config, args: argparse.Namespace) -> int:
@@ -409,9 +424,20 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
             print(f"learning now: {run.get('container_id')} since {run.get('started')}")
     if profile is None:
         return 0
+    from syscage.convergence import rule_of, seen_runs, state
+
+    learning = state(profile, rule_of(config))
+    print(f"learning: {learning.summary()}")
+    if learning.chance:
+        print(f"chance-dependent (seen in fewer than {learning.rule.chance_share:.0%} of {learning.runs} runs: other "
+              "workloads may need more like them): "
+              + ", ".join(f"{name} ({seen}/{learning.runs})" for name, seen in learning.chance))
+    chance = {name for name, _ in learning.chance}
     print(f"syscalls ({len(profile['syscalls'])}):")
     for name, entry in sorted(profile["syscalls"].items()):
-        print(f"  {name:24} runs={entry['runs']:<4} {','.join(entry['sources']):20} last={entry['last_seen']}")
+        flag = "  chance-dependent" if name in chance else ""
+        print(f"  {name:24} runs={entry['runs']:<4} seen={seen_runs(entry):<4} {','.join(entry['sources']):20} "
+              f"last={entry['last_seen']}{flag}")
     if profile["unresolved_syscalls"]:
         print(f"unnamed syscall numbers (cannot be allowed): {', '.join(sorted(profile['unresolved_syscalls']))}")
     total = profile.get("runs_total", len(profile["runs"]))

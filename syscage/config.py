@@ -43,6 +43,11 @@ class Config(NamedTuple):
     hook_timeout: int = 60
     on_missing_profile: str = "fail"
     apparmor_mode: str = "auto"
+    coverage: str = "learned"  # seccomp.coverage: what enforce allows beyond the learned syscalls
+    convergence_min_runs: int = 5
+    convergence_min_minutes: float = 0.0
+    chance_share: float = 0.5
+    convergence_on_enforce: str = "warn"
     source: Path | None = None
 
     @property
@@ -81,6 +86,11 @@ _KEYS: dict[tuple[str, str], tuple[str, Any]] = {
     ("runtime", "hook_timeout"): ("hook_timeout", int),
     ("enforce", "on_missing_profile"): ("on_missing_profile", str),
     ("apparmor", "mode"): ("apparmor_mode", str),
+    ("seccomp", "coverage"): ("coverage", str),
+    ("convergence", "min_runs"): ("convergence_min_runs", int),
+    ("convergence", "min_minutes"): ("convergence_min_minutes", "minutes"),
+    ("convergence", "chance_share"): ("chance_share", "share"),
+    ("convergence", "on_enforce"): ("convergence_on_enforce", str),
 }
 
 _CHOICES = {
@@ -88,6 +98,8 @@ _CHOICES = {
     "on_tracer_error": ("run", "fail"),
     "on_missing_profile": ("fail", "allow"),
     "apparmor_mode": ("auto", "required", "off"),
+    "coverage": ("learned", "learned+related", "learned+static"),
+    "convergence_on_enforce": ("warn", "refuse"),
 }
 
 
@@ -194,6 +206,14 @@ def _convert(convert: Any, value: Any) -> Any:
                                                   for v in value):
             raise ValueError(f"must be a list of syscall names, got {value!r}")
         return tuple(sorted(set(value)))
+    if convert == "minutes":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"must be a number of minutes (0 or more), got {value!r}")
+        return float(value)
+    if convert == "share":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"must be a share of runs above 0 and at most 1, got {value!r}")
+        return float(value)
     if convert in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"must be a positive number, got {value!r}")

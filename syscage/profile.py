@@ -1,7 +1,9 @@
 """The learned profile: a versioned JSON document, and how one run's observations merge into it.
 
 Merging is a union: a syscall seen once stays allowed. Each syscall keeps its provenance (first and
-last time seen, in how many runs, and whether it was observed or added from a runtime base set), and
+last time seen, in how many runs, in how many of them it was observed (`seen_runs`), and whether it was
+observed or added from a runtime base set), the profile how far learning has converged
+(`convergence`, see syscage.convergence), and
 each run keeps a record (container, times, runtime, kernel, cut-over kind, counters of anything lost).
 A run with problems makes the whole profile incomplete until an operator accepts it.
 """
@@ -12,6 +14,7 @@ import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from syscage import convergence
 from syscage.config import KERNEL_ASYNCHRONOUS
 from syscage.profile_schema import KIND, SCHEMA_VERSION, check_profile
 
@@ -91,10 +94,12 @@ def merge(profile: dict[str, Any], obs: Observation, now: str, floor: tuple[str,
     out["unresolved_syscalls"] = dict(profile["unresolved_syscalls"])
     out["incomplete_reasons"] = list(profile["incomplete_reasons"])
     observed, base, kernel = set(obs.syscalls), set(obs.runtime_base), set(KERNEL_ASYNCHRONOUS)
+    new = sorted(n for n in observed if SOURCE_OBSERVED not in profile["syscalls"].get(n, {}).get("sources", ()))
+    out["convergence"] = convergence.advance(profile, new, obs.complete, obs.started, obs.stopped)
     for name in sorted(observed | base | kernel | set(floor)):
         source = (SOURCE_OBSERVED if name in observed else SOURCE_RUNTIME_BASE if name in base
                   else SOURCE_KERNEL if name in kernel else SOURCE_FLOOR)
-        _note(out["syscalls"], name, source, obs.stopped)
+        _note(out["syscalls"], name, source, obs.stopped, seen=name in observed)
     for nr in obs.unresolved:
         _note(out["unresolved_syscalls"], str(nr), SOURCE_OBSERVED, obs.stopped)
     run = asdict(obs)
@@ -130,14 +135,19 @@ def accept(profile: dict[str, Any], now: str) -> dict[str, Any]:
     return out
 
 
-def _note(table: dict[str, Any], key: str, source: str, when: str) -> None:
+def _note(table: dict[str, Any], key: str, source: str, when: str, seen: bool | None = None) -> None:
     """Count one more run for `key` in `table` (a copy of the input's table; its entries are the input's
-    own, so the one that changes is replaced by a copy)."""
+    own, so the one that changes is replaced by a copy). seen: whether the run observed it (counted in
+    `seen_runs`, the convergence share; None: not counted, for unnamed numbers)."""
     entry = table.get(key)
     if entry is None:
         table[key] = {"first_seen": when, "last_seen": when, "runs": 1, "sources": [source]}
+        if seen is not None:
+            table[key]["seen_runs"] = int(seen)
         return
     entry = table[key] = dict(entry)
+    if seen is not None:
+        entry["seen_runs"] = convergence.seen_runs(entry) + int(seen)
     entry["last_seen"] = max(entry["last_seen"], when)
     entry["first_seen"] = min(entry["first_seen"], when)
     entry["runs"] += 1

@@ -44,6 +44,14 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
                     and isinstance(entry.get("sources"), list)
                     and all(isinstance(x, str) for x in entry["sources"])):
                 raise bad(f"entry for syscall {syscall!r} is malformed")
+            seen = entry.get("seen_runs", 0)
+            if not isinstance(seen, int) or isinstance(seen, bool):
+                raise bad(f"entry for syscall {syscall!r} has a malformed 'seen_runs'")
+    from syscage.convergence import check_record
+
+    wrong = check_record(doc)
+    if wrong:
+        raise bad(wrong)
     if not all(isinstance(r, str) for r in doc["incomplete_reasons"]):
         raise bad("'incomplete_reasons' holds something other than text")
     if not all(isinstance(r, dict) for r in doc["runs"]):

@@ -122,3 +122,17 @@ def test_never_allow_is_a_syscall_list_and_cannot_overlap_always_allow() -> None
         config_from_mapping({"seccomp": {"never_allow": ["exit_group"]}})
     with pytest.raises(SyscageError, match="never_allow"):
         config_from_mapping({"seccomp": {"never_allow": "bpf"}})
+
+
+def test_convergence_and_coverage_keys() -> None:
+    cfg = config_from_mapping({"convergence": {"min_runs": 3, "min_minutes": 0, "chance_share": 0.25,
+                                               "on_enforce": "refuse"}, "seccomp": {"coverage": "learned+related"}})
+    assert (cfg.convergence_min_runs, cfg.convergence_min_minutes, cfg.chance_share) == (3, 0.0, 0.25)
+    assert cfg.convergence_on_enforce == "refuse" and cfg.coverage == "learned+related"
+    assert Config().coverage == "learned" and Config().convergence_on_enforce == "warn"
+    for bad, match in (({"convergence": {"chance_share": 0}}, "share of runs"),
+                       ({"convergence": {"min_minutes": -1}}, "minutes"),
+                       ({"convergence": {"on_enforce": "maybe"}}, "warn, refuse"),
+                       ({"seccomp": {"coverage": "everything"}}, "learned, learned\\+related, learned\\+static")):
+        with pytest.raises(SyscageError, match=match):
+            config_from_mapping(bad)
