@@ -306,8 +306,13 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
     profile = usable_profile(store, name, config)
     if mode == "enforce":
         convergence_gate(profile, config, log)
-    # An older profile may lack the floor and the kernel's asynchronous syscalls (restart_syscall).
+    # An older profile may lack the floor and the kernel's asynchronous syscalls (restart_syscall); and
+    # seccomp.coverage may add related or statically reachable syscalls (syscage.coverage).
     allowed = set(profile["syscalls"]) | set(config.always_allow) | set(KERNEL_ASYNCHRONOUS)
+    if config.coverage != "learned":
+        from syscage.coverage import additions
+
+        allowed |= set(additions(profile, config.coverage))
     if nnp is not None:
         allowed |= privileges_base(profile, nnp, config, mode)
     allowed -= set(config.never_allow)  # a profile learned before the config named them, or a base set

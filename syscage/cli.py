@@ -438,6 +438,7 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
         flag = "  chance-dependent" if name in chance else ""
         print(f"  {name:24} runs={entry['runs']:<4} seen={seen_runs(entry):<4} {','.join(entry['sources']):20} "
               f"last={entry['last_seen']}{flag}")
+    _show_coverage(profile, config)
     if profile["unresolved_syscalls"]:
         print(f"unnamed syscall numbers (cannot be allowed): {', '.join(sorted(profile['unresolved_syscalls']))}")
     total = profile.get("runs_total", len(profile["runs"]))
@@ -452,6 +453,23 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_coverage(profile: dict[str, Any], config: Config) -> None:
+    """What seccomp.coverage adds beyond the learned syscalls, and why; and the static set's size."""
+    from syscage.coverage import additions, static_set
+
+    static = static_set(profile)
+    if static is not None:
+        binaries = profile["static"].get("binaries", {})
+        print(f"static set: {len(static)} syscalls the code of {len(binaries)} binaries can make "
+              f"({len(set(static) - set(profile['syscalls']))} not learned)")
+    added = {n: why for n, why in additions(profile, config.coverage).items() if n not in config.never_allow}
+    if config.coverage == "learned":
+        return
+    print(f"added by seccomp.coverage = {config.coverage} ({len(added)}):")
+    for name, why in sorted(added.items()):
+        print(f"  {name:24} {why}")
+
+
 def _lost(run: dict[str, Any], live: str | None) -> bool:
     from syscage.store import lost_now
 
@@ -464,7 +482,8 @@ def cmd_seccomp(config: Config, args: argparse.Namespace) -> int:
     profile = _store(config).read(args.name)
     if profile is None:
         raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
-    print(json.dumps(render_profile(profile, config.seccomp_errno, config.always_allow), indent=2))
+    print(json.dumps(render_profile(profile, config.seccomp_errno, config.always_allow, config.coverage,
+                                    config.never_allow), indent=2))
     return 0
 
 

@@ -56,8 +56,9 @@ def dump_json(doc: Any) -> bytes:
 
 class ProfileStore:
     def __init__(self, root: Path, errno: int, always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW,
-                 notes: Path | None = None, never_allow: tuple[str, ...] = ()) -> None:
+                 notes: Path | None = None, never_allow: tuple[str, ...] = (), coverage: str = "learned") -> None:
         self.root = root
+        self.coverage = coverage  # seccomp.coverage: what seccomp.json allows beyond the learned syscalls
         self.never_allow = frozenset(never_allow)  # seccomp.never_allow: kept out of every profile
         # Where a run that could not be written to the store (a full disk) is noted instead: another file
         # system (the run directory, a tmpfs). Such a note is a lost pending run until settled.
@@ -69,7 +70,7 @@ class ProfileStore:
     @classmethod
     def of(cls, config: Config) -> ProfileStore:
         return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR,
-                   config.never_allow)
+                   config.never_allow, config.coverage)
 
     def profile_dir(self, name: str) -> Path:
         validate_profile_name(name)
@@ -292,9 +293,10 @@ class ProfileStore:
         # Most runs add no syscall: then seccomp.json (compiled when it was written) stays as it is.
         # Otherwise render and compile before writing anything: a profile that cannot become a filter
         # is refused whole rather than stored beside a stale seccomp.json.
-        allowed = allowed_syscalls(profile, self.always_allow)
+        allowed = allowed_syscalls(profile, self.always_allow, self.coverage, self.never_allow)
         unchanged = self.read_seccomp(name) == render(allowed, self.errno, profile["arch"])
-        seccomp = None if unchanged else render_profile(profile, self.errno, self.always_allow)
+        seccomp = None if unchanged else render_profile(profile, self.errno, self.always_allow, self.coverage,
+                                                        self.never_allow)
         write_atomically(directory / PROFILE_FILE, dump_json(profile))
         if seccomp is not None:
             write_atomically(directory / SECCOMP_FILE, dump_json(seccomp))
