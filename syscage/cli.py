@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_doctor)
 
+    from syscage.static_cli import add_static_parser
+
+    add_static_parser(sub)
     from syscage.install import add_install_parser
 
     add_install_parser(sub)

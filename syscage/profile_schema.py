@@ -49,6 +49,10 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
                 raise bad(f"entry for syscall {syscall!r} has a malformed 'seen_runs'")
     from syscage.convergence import check_record
 
+    static = doc.get("static")
+    if static is not None and not (isinstance(static, dict) and isinstance(static.get("syscalls"), dict)
+                                   and all(isinstance(w, list) for w in static["syscalls"].values())):
+        raise bad("'static' is malformed")
     wrong = check_record(doc)
     if wrong:
         raise bad(wrong)

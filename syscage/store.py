@@ -177,6 +177,17 @@ class ProfileStore:
             assert updated is not None
             return updated
 
+    def set_static(self, name: str, static: dict[str, Any]) -> dict[str, Any]:
+        """Record the profile's static set (syscage.static_syscalls), replacing an earlier one."""
+        with self.locked(name):
+            def change(current: dict[str, Any], now: str) -> dict[str, Any]:
+                return {**current, "static": {**static, "analysed": now}, "updated": now,
+                        "revision": int(current.get("revision", 0)) + 1}
+
+            updated = self._change(name, change, create=False)
+            assert updated is not None
+            return updated
+
     def _change(self, name: str, change: Callable[[dict[str, Any], str], dict[str, Any] | None],
                 create: bool) -> dict[str, Any] | None:
         """Apply `change` to the profile and write it; the caller holds the lock."""

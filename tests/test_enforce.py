@@ -110,8 +110,10 @@ def test_intersecting_imports_no_libseccomp_or_merge_code(tmp_path: Path) -> Non
             f"own = {DENY_MKDIR!r}\n"
             f"enforceable_seccomp('web', Config(store=Path({str(tmp_path)!r})), own, True)\n"
             "enforceable_seccomp('web', Config(store=Path(" + repr(str(tmp_path)) + ")), own, True, 'complain')\n"
-            "print(sorted(m for m in ('pyseccomp', 'syscage.profile', 'dataclasses', 'syscage.runtimebase')"
-            " if m in sys.modules))")
+            "enforceable_seccomp('web', Config(store=Path(" + repr(str(tmp_path)) + "), coverage='learned+static'),"
+            " own, True)\n"
+            "print(sorted(m for m in ('pyseccomp', 'syscage.profile', 'dataclasses', 'syscage.runtimebase',"
+            " 'elftools', 'capstone', 'syscage.static_syscalls') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
