@@ -21,8 +21,8 @@ def add_static_parser(sub: Any) -> None:
         "static set, used by seccomp.coverage = learned+static (and to narrow learned+related). With --bundle, the "
         "rootfs is the bundle's and its process.args[0] is analysed too. Results are cached per binary by content "
         "hash under the store.",
-        epilog="examples:\n  syscage static web --bundle /srv/bundles/web tar gzip\n"
-        "  syscage static web --rootfs /srv/rootfs/web /usr/bin/sqlite3 --json",
+        epilog="examples:\n  syscage static web tar gzip --bundle /srv/bundles/web\n"
+        "  syscage static web /usr/bin/sqlite3 --rootfs /srv/rootfs/web --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name")
     p.add_argument("programs", nargs="*", metavar="PROGRAM", help="a name looked up in the rootfs PATH, or a path")
