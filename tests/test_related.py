@@ -76,3 +76,14 @@ def test_enforce_and_seccomp_json_follow_the_setting(tmp_path: Path, capsys: pyt
     assert "added by seccomp.coverage = learned+related" in out
     assert "  renameat                 same operation as rename (rename a path" in out
     assert "  renameat2 " not in out
+
+
+def test_diff_and_check_see_what_enforce_allows(tmp_path: Path) -> None:
+    from syscage.review import load_policy
+
+    _learn(tmp_path, ["read", "rename"])
+    learned = load_policy("web", ProfileStore(tmp_path, 1), (), "SCMP_ARCH_X86_64")
+    related = load_policy("web", ProfileStore(tmp_path, 1, coverage="learned+related", never_allow=("renameat2",)),
+                          (), "SCMP_ARCH_X86_64")
+    assert "renameat" not in learned.allowed
+    assert "renameat" in related.allowed and "renameat2" not in related.allowed
