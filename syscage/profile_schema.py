@@ -51,7 +51,9 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
 
     static = doc.get("static")
     if static is not None and not (isinstance(static, dict) and isinstance(static.get("syscalls"), dict)
-                                   and all(isinstance(w, list) for w in static["syscalls"].values())):
+                                   and isinstance(static.get("binaries", {}), dict)
+                                   and all(isinstance(w, list) and all(isinstance(x, str) for x in w)
+                                           for w in static["syscalls"].values())):
         raise bad("'static' is malformed")
     wrong = check_record(doc)
     if wrong:

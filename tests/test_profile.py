@@ -157,3 +157,12 @@ def test_an_older_profile_without_the_counts_loads_and_is_worked_out_from_its_ru
     assert merged["convergence"]["runs_since_new"] == 3 and merged["syscalls"]["read"]["seen_runs"] == 4
     with pytest.raises(SyscageError, match="corrupt"):
         check_profile({**p, "convergence": {"runs_since_new": "3"}}, "web")
+
+
+def test_a_malformed_static_section_is_corrupt() -> None:
+    good = new_profile("web", "SCMP_ARCH_X86_64", "t")
+    check_profile({**good, "static": {"syscalls": {"read": ["/bin/x"]}, "binaries": {}}}, "web")
+    for static in ([], {"syscalls": []}, {"syscalls": {"read": "x"}}, {"syscalls": {"read": [1]}},
+                   {"syscalls": {}, "binaries": 3}):
+        with pytest.raises(SyscageError, match="'static' is malformed"):
+            check_profile({**good, "static": static}, "web")
