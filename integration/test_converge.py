@@ -121,6 +121,9 @@ def test_convergence_flips_as_the_rule_says_and_flags_a_syscall_seen_in_one_run(
     root.mkdir()
     config = root / "config.toml"  # the session's store, with a rule of 3 runs
     write_config(config, env.root, convergence={"min_runs": 3, "min_minutes": 0, "chance_share": 0.5})
+    refuse = root / "refuse.toml"
+    write_config(refuse, env.root, convergence={"min_runs": 3, "on_enforce": "refuse"},
+                 enforce={"on_missing_profile": "allow"})  # refusing never falls back to running unconfined
     name = env.name("converge")
     states = []
     for i in range(5):
@@ -136,6 +139,17 @@ def test_convergence_flips_as_the_rule_says_and_flags_a_syscall_seen_in_one_run(
         # The rule, from the record: converged exactly when 3 runs have passed since anything new.
         assert row["converged"] == (profile["convergence"]["runs_since_new"] >= 3)
         states.append((row["converged"], row["runs_since_new"], row["chance_dependent"]))
+        if i in (0, 4):  # convergence.on_enforce = refuse: the create fails in one line until it has converged
+            enforced = env.bundle(["sh", "-c", "echo hi"], learn=False, seccomp=None,
+                                  annotations={"io.syscage.mode": "enforce", "io.syscage.profile": name})
+            result = call(WRAPPER, "--root", str(env.runc_root), "run", "-b", str(enforced), env.name("c"),
+                          env={**os.environ, "SYSCAGE_CONFIG": str(refuse)})
+            if row["converged"]:
+                assert result.returncode == 0 and result.stdout == "hi\n", result.stderr
+            else:
+                assert result.returncode != 0 and result.stdout == ""
+                (line,) = result.stderr.strip().splitlines()
+                assert f"profile {name} has not converged: 0 run(s) since anything new" in line
     assert "mkdir" in env.profile(name)["syscalls"] and env.profile(name)["syscalls"]["mkdir"]["seen_runs"] == 1
     assert states[0] == (False, 0, [])  # one run: not converged, nothing to compare
     assert states[-1][0] and "mkdir" in states[-1][2], states  # after 5 (4 with nothing new): converged, flagged

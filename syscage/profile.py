@@ -94,7 +94,9 @@ def merge(profile: dict[str, Any], obs: Observation, now: str, floor: tuple[str,
     out["unresolved_syscalls"] = dict(profile["unresolved_syscalls"])
     out["incomplete_reasons"] = list(profile["incomplete_reasons"])
     observed, base, kernel = set(obs.syscalls), set(obs.runtime_base), set(KERNEL_ASYNCHRONOUS)
-    new = sorted(n for n in observed if SOURCE_OBSERVED not in profile["syscalls"].get(n, {}).get("sources", ()))
+    # New: not allowed before. A runtime-base or floor entry a run now observes (a Go runtime's preemption signal
+    # caught this time) was allowed all along, so it does not restart the convergence count.
+    new = sorted(observed - set(profile["syscalls"]))
     out["convergence"] = convergence.advance(profile, new, obs.complete, obs.started, obs.stopped)
     for name in sorted(observed | base | kernel | set(floor)):
         source = (SOURCE_OBSERVED if name in observed else SOURCE_RUNTIME_BASE if name in base

@@ -139,6 +139,8 @@ def test_convergence_counts_runs_and_time_since_anything_new() -> None:
     assert state(p, rule).runs_since_new == 0 and p["convergence"]["new_in_last"] == ["poll"]
     p = _runs(p, [["read"]], start=5, complete=False)  # an incomplete run with nothing new does not count
     assert state(p, rule).runs_since_new == 0
+    p = _runs(p, [["read", "exit_group"]], start=6)  # the floor, observed this time: allowed all along, not new
+    assert state(p, rule).runs_since_new == 1
 
 
 def test_an_older_profile_without_the_counts_loads_and_is_worked_out_from_its_runs() -> None:
