@@ -40,7 +40,8 @@ def test_learned_profile_has_workload_and_not_runtime_setup(env: Env, seccomp: s
         # Only a Go runtime's asynchronous syscalls (and the always-allowed floor) are added beyond what was observed.
         added = {n for n, e in profile["syscalls"].items() if e["sources"] == ["runtime-base"]}
         assert added <= set(runtime_base("runc")["asynchronous"])  # type: ignore[index]
-        assert {s for e in profile["syscalls"].values() for s in e["sources"]} <= {"observed", "runtime-base", "floor"}
+        assert {s for e in profile["syscalls"].values() for s in e["sources"]} <= {"observed", "runtime-base", "floor",
+                                                                               "kernel"}
     else:
         # Without a filter load to observe, runc's own post-load syscalls come from the measured base set.
         assert any("runtime-base" in e["sources"] for e in profile["syscalls"].values())

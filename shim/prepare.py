@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from syscage.config import Config, load_config
+from syscage.config import KERNEL_ASYNCHRONOUS, Config, load_config
 from syscage.errors import SyscageError
 from syscage.jsonlog import JsonLog
 from syscage.names import ANNOTATION_MODE, LEARNING_MODES
@@ -48,6 +48,11 @@ class CreateRequest(NamedTuple):
     runtime_log_format: str | None = None
     marker: str | None = None
     runtime_root: str | None = None
+
+
+class NotConverged(SyscageError):
+    """convergence.on_enforce = refuse and learning has not converged. Not an Unenforceable: it never falls
+    back to running without the profile (enforce.on_missing_profile = allow); the create fails."""
 
 
 class Prepared(NamedTuple):
@@ -168,7 +173,7 @@ def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[boo
         return Plan(back, restores_own=known)
     if selection.mode == "enforce":
         try:
-            seccomp = enforceable_seccomp(selection.named, config, spec_filter, no_new_privileges(spec))
+            seccomp = enforceable_seccomp(selection.named, config, spec_filter, no_new_privileges(spec), log=log)
         except Unenforceable as exc:
             if config.on_missing_profile != "allow":
                 raise
@@ -210,7 +215,7 @@ def start_tracer_early(config: Config) -> None:
 
 
 def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] | None = None,
-                        nnp: bool | None = None, mode: str = "enforce") -> dict[str, Any]:
+                        nnp: bool | None = None, mode: str = "enforce", log: Any = None) -> dict[str, Any]:
     """The filter for a container of `mode` ("enforce" or "complain") under profile `name`: the profile
     intersected with the spec's own filter `spec_filter`, so never looser than it; Unenforceable saying
     why not and what to do. nnp: the spec's noNewPrivileges (None: not checked)."""
@@ -220,7 +225,15 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
 
     store = ProfileStore.from_config(config)
     profile = usable_profile(store, name, config)
-    allowed = set(profile["syscalls"]) | set(config.always_allow)  # an older profile may lack the floor
+    if mode == "enforce":
+        convergence_gate(profile, config, log)
+    # An older profile may lack the floor and the kernel's asynchronous syscalls (restart_syscall); and
+    # seccomp.coverage may add related or statically reachable syscalls (syscage.coverage).
+    allowed = set(profile["syscalls"]) | set(config.always_allow) | set(KERNEL_ASYNCHRONOUS)
+    if config.coverage != "learned":
+        from syscage.coverage import additions
+
+        allowed |= set(additions(profile, config.coverage))
     if nnp is not None:
         allowed |= privileges_base(profile, nnp, config, mode)
     allowed -= set(config.never_allow)  # a profile learned before the config named them, or a base set
@@ -283,6 +296,23 @@ def apparmor_modifiers(name: str | None, mode: str, config: Config, log: Any, sp
                            'run it on a kernel with AppArmor, or set apparmor.mode = "auto" in the config')
     log.info("no AppArmor here: the container is confined by seccomp only (apparmor.mode = auto)", reason=why)
     return keep_own
+
+
+def convergence_gate(profile: dict[str, Any], config: Config, log: Any) -> None:
+    """Enforce of a profile whose learning has not converged (syscage.convergence): a warning in the log, or
+    with convergence.on_enforce = refuse, NotConverged (the create fails)."""
+    from syscage.convergence import rule_of, state
+
+    now = state(profile, rule_of(config))
+    if now.converged:
+        return
+    if config.convergence_on_enforce == "refuse":
+        raise NotConverged(f"enforce: profile {profile['name']} has not converged: {now.runs_since_new} run(s) since "
+                           f"anything new, the rule is {now.rule.describe()} (convergence.on_enforce = refuse)",
+                           f"learn it more (io.syscage.mode=learn), see `syscage show {profile['name']}`")
+    if log is not None:
+        log.warning("enforcing a profile whose learning has not converged: it may miss syscalls",
+                    convergence=now.summary(), chance_dependent=[n for n, _ in now.chance])
 
 
 def usable_profile(store: Any, name: str, config: Config) -> dict[str, Any]:

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_doctor)
 
+    from syscage.static_cli import add_static_parser
+
+    add_static_parser(sub)
     from syscage.install import add_install_parser
 
     add_install_parser(sub)
@@ -352,6 +355,7 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
                    "learning_now": len(pending) - lost}
             row.update({"syscalls": len(p["syscalls"]), "runs": p.get("runs_total", len(p["runs"])),
                         "updated": p["updated"]} if p else {"syscalls": 0, "runs": 0, "updated": "-"})
+            row.update(_convergence_row(p, config))
             rows.append(row)
         except SyscageError as exc:
             rows.append({"name": name, "error": str(exc)})
@@ -361,17 +365,31 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
     if not rows:
         print(f"no profiles in {store.profiles}")
         return 0
-    print(f"{'PROFILE':32} {'STATUS':10} {'SYSCALLS':>8} {'RUNS':>5}  UPDATED")
+    print(f"{'PROFILE':32} {'STATUS':10} {'SYSCALLS':>8} {'RUNS':>5} {'LEARNING':13}  UPDATED")
     for r in rows:
         if "error" in r:
-            print(f"{r['name']:32} {'CORRUPT':10} {'-':>8} {'-':>5}  {r['error']}")
+            print(f"{r['name']:32} {'CORRUPT':10} {'-':>8} {'-':>5} {'-':13}  {r['error']}")
         else:
             status = "complete" if r["complete"] else "INCOMPLETE"
             notes = [f"{r['lost_runs']} run(s) lost"] * bool(r["lost_runs"]) + \
                 [f"{r['learning_now']} learning now"] * bool(r["learning_now"])
-            print(f"{r['name']:32} {status:10} {r['syscalls']:>8} {r['runs']:>5}  {r['updated']}"
+            learning = "converged" if r["converged"] else "NOT converged"
+            notes += [f"{len(r['chance_dependent'])} chance-dependent syscall(s)"] * bool(r["chance_dependent"])
+            print(f"{r['name']:32} {status:10} {r['syscalls']:>8} {r['runs']:>5} {learning:13}  {r['updated']}"
                   + (f"  ({', '.join(notes)})" if notes else ""))
     return 0
+
+
+def _convergence_row(profile: dict[str, Any] | None, config: Config) -> dict[str, Any]:
+    """Has learning converged (syscage.convergence, the rule in [convergence]), and which syscalls were seen
+    only by chance."""
+    from syscage.convergence import rule_of, state
+
+    if profile is None:
+        return {"converged": False, "runs_since_new": 0, "chance_dependent": []}
+    now = state(profile, rule_of(config))
+    return {"converged": now.converged, "runs_since_new": now.runs_since_new,
+            "minutes_since_new": round(now.seconds_since_new / 60, 2), "chance_dependent": [n for n, _ in now.chance]}
 
 
 def cmd_show(config: Config, args: argparse.Namespace) -> int:
@@ -409,9 +427,21 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
             print(f"learning now: {run.get('container_id')} since {run.get('started')}")
     if profile is None:
         return 0
+    from syscage.convergence import rule_of, seen_runs, state
+
+    learning = state(profile, rule_of(config))
+    print(f"learning: {learning.summary()}")
+    if learning.chance:
+        print(f"chance-dependent (seen in fewer than {learning.rule.chance_share:.0%} of {learning.runs} runs: other "
+              "workloads may need more like them): "
+              + ", ".join(f"{name} ({seen}/{learning.runs})" for name, seen in learning.chance))
+    chance = {name for name, _ in learning.chance}
     print(f"syscalls ({len(profile['syscalls'])}):")
     for name, entry in sorted(profile["syscalls"].items()):
-        print(f"  {name:24} runs={entry['runs']:<4} {','.join(entry['sources']):20} last={entry['last_seen']}")
+        flag = "  chance-dependent" if name in chance else ""
+        print(f"  {name:24} runs={entry['runs']:<4} seen={seen_runs(entry):<4} {','.join(entry['sources']):20} "
+              f"last={entry['last_seen']}{flag}")
+    _show_coverage(profile, config)
     if profile["unresolved_syscalls"]:
         print(f"unnamed syscall numbers (cannot be allowed): {', '.join(sorted(profile['unresolved_syscalls']))}")
     total = profile.get("runs_total", len(profile["runs"]))
@@ -426,6 +456,23 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_coverage(profile: dict[str, Any], config: Config) -> None:
+    """What seccomp.coverage adds beyond the learned syscalls, and why; and the static set's size."""
+    from syscage.coverage import additions, static_set
+
+    static = static_set(profile)
+    if static is not None:
+        binaries = profile["static"].get("binaries", {})
+        print(f"static set: {len(static)} syscalls the code of {len(binaries)} binaries can make "
+              f"({len(set(static) - set(profile['syscalls']))} not learned)")
+    added = {n: why for n, why in additions(profile, config.coverage).items() if n not in config.never_allow}
+    if config.coverage == "learned":
+        return
+    print(f"added by seccomp.coverage = {config.coverage} ({len(added)}):")
+    for name, why in sorted(added.items()):
+        print(f"  {name:24} {why}")
+
+
 def _lost(run: dict[str, Any], live: str | None) -> bool:
     from syscage.store import lost_now
 
@@ -438,7 +485,8 @@ def cmd_seccomp(config: Config, args: argparse.Namespace) -> int:
     profile = _store(config).read(args.name)
     if profile is None:
         raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")
-    print(json.dumps(render_profile(profile, config.seccomp_errno, config.always_allow), indent=2))
+    print(json.dumps(render_profile(profile, config.seccomp_errno, config.always_allow, config.coverage,
+                                    config.never_allow), indent=2))
     return 0
 
 

@@ -15,6 +15,11 @@ ENV_CONFIG = standard.CONFIG_ENV
 # Allowed by every profile whatever was seen: a run cut short (SIGKILL) never makes exit_group, and a
 # process that cannot exit or return from a signal handler crashes instead of failing one syscall.
 DEFAULT_ALWAYS_ALLOW = ("exit", "exit_group", "restart_syscall", "rt_sigreturn")
+# The kernel's own asynchronous syscalls: a sleep interrupted by a stop signal resumes through
+# restart_syscall, which the kernel makes for the process (no program calls it, so learning almost never sees
+# it). Allowed by every profile whatever the config says, as a runtime's asynchronous base set is; Docker's
+# default allows it too.
+KERNEL_ASYNCHRONOUS = ("restart_syscall",)
 
 
 # A NamedTuple, not a dataclass: immutable all the same, and it spares every hook and wrapper call
@@ -39,6 +44,11 @@ class Config(NamedTuple):
     hook_timeout: int = 60
     on_missing_profile: str = "fail"
     apparmor_mode: str = "auto"
+    coverage: str = "learned"  # seccomp.coverage: what enforce allows beyond the learned syscalls
+    convergence_min_runs: int = 5
+    convergence_min_minutes: float = 0.0
+    chance_share: float = 0.5
+    convergence_on_enforce: str = "warn"
     source: Path | None = None
 
     @property
@@ -77,6 +87,11 @@ _KEYS: dict[tuple[str, str], tuple[str, Any]] = {
     ("runtime", "hook_timeout"): ("hook_timeout", int),
     ("enforce", "on_missing_profile"): ("on_missing_profile", str),
     ("apparmor", "mode"): ("apparmor_mode", str),
+    ("seccomp", "coverage"): ("coverage", str),
+    ("convergence", "min_runs"): ("convergence_min_runs", int),
+    ("convergence", "min_minutes"): ("convergence_min_minutes", "minutes"),
+    ("convergence", "chance_share"): ("chance_share", "share"),
+    ("convergence", "on_enforce"): ("convergence_on_enforce", str),
 }
 
 _CHOICES = {
@@ -84,6 +99,8 @@ _CHOICES = {
     "on_tracer_error": ("run", "fail"),
     "on_missing_profile": ("fail", "allow"),
     "apparmor_mode": ("auto", "required", "off"),
+    "coverage": ("learned", "learned+related", "learned+static"),
+    "convergence_on_enforce": ("warn", "refuse"),
 }
 
 
@@ -172,6 +189,10 @@ def config_from_mapping(raw: dict[str, Any], source: Path | None = None) -> Conf
     if both:
         raise SyscageError(f"{where}: seccomp.never_allow and seccomp.always_allow both name {', '.join(sorted(both))}",
                            "remove them from one of the two lists")
+    kernel = set(values.get("never_allow", ())) & set(KERNEL_ASYNCHRONOUS)
+    if kernel:
+        raise SyscageError(f"{where}: seccomp.never_allow names {', '.join(sorted(kernel))}, which the kernel itself "
+                           "makes for a process (every profile allows it)", "remove it from seccomp.never_allow")
     known = set(Config._fields)
     return Config(**{k: v for k, v in values.items() if k in known})
 
@@ -186,6 +207,14 @@ def _convert(convert: Any, value: Any) -> Any:
                                                   for v in value):
             raise ValueError(f"must be a list of syscall names, got {value!r}")
         return tuple(sorted(set(value)))
+    if convert == "minutes":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"must be a number of minutes (0 or more), got {value!r}")
+        return float(value)
+    if convert == "share":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise ValueError(f"must be a share of runs above 0 and at most 1, got {value!r}")
+        return float(value)
     if convert in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise ValueError(f"must be a positive number, got {value!r}")

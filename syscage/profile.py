@@ -1,7 +1,9 @@
 """The learned profile: a versioned JSON document, and how one run's observations merge into it.
 
 Merging is a union: a syscall seen once stays allowed. Each syscall keeps its provenance (first and
-last time seen, in how many runs, and whether it was observed or added from a runtime base set), and
+last time seen, in how many runs, in how many of them it was observed (`seen_runs`), and whether it was
+observed or added from a runtime base set), the profile how far learning has converged
+(`convergence`, see syscage.convergence), and
 each run keeps a record (container, times, runtime, kernel, cut-over kind, counters of anything lost).
 A run with problems makes the whole profile incomplete until an operator accepts it.
 """
@@ -12,6 +14,8 @@ import copy
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from syscage import convergence
+from syscage.config import KERNEL_ASYNCHRONOUS
 from syscage.profile_schema import KIND, SCHEMA_VERSION, check_profile
 
 __all__ = ["KIND", "SCHEMA_VERSION", "Observation", "accept", "check_profile", "merge", "new_profile"]
@@ -20,6 +24,7 @@ __all__ = ["KIND", "SCHEMA_VERSION", "Observation", "accept", "check_profile", "
 SOURCE_OBSERVED = "observed"
 SOURCE_RUNTIME_BASE = "runtime-base"
 SOURCE_FLOOR = "floor"  # seccomp.always_allow: allowed whether seen or not
+SOURCE_KERNEL = "kernel"  # the kernel's asynchronous syscalls (restart_syscall): in every profile
 
 # Sections later tracers fill (AppArmor paths, sockets, capabilities, argument-level rules). They are
 # in the schema now so that version 1 profiles stay readable when they arrive.
@@ -88,10 +93,15 @@ def merge(profile: dict[str, Any], obs: Observation, now: str, floor: tuple[str,
     out["syscalls"] = dict(profile["syscalls"])
     out["unresolved_syscalls"] = dict(profile["unresolved_syscalls"])
     out["incomplete_reasons"] = list(profile["incomplete_reasons"])
-    observed, base = set(obs.syscalls), set(obs.runtime_base)
-    for name in sorted(observed | base | set(floor)):
-        source = SOURCE_OBSERVED if name in observed else SOURCE_RUNTIME_BASE if name in base else SOURCE_FLOOR
-        _note(out["syscalls"], name, source, obs.stopped)
+    observed, base, kernel = set(obs.syscalls), set(obs.runtime_base), set(KERNEL_ASYNCHRONOUS)
+    # New: not allowed before. A runtime-base or floor entry a run now observes (a Go runtime's preemption signal
+    # caught this time) was allowed all along, so it does not restart the convergence count.
+    new = sorted(observed - set(profile["syscalls"]))
+    out["convergence"] = convergence.advance(profile, new, obs.complete, obs.started, obs.stopped)
+    for name in sorted(observed | base | kernel | set(floor)):
+        source = (SOURCE_OBSERVED if name in observed else SOURCE_RUNTIME_BASE if name in base
+                  else SOURCE_KERNEL if name in kernel else SOURCE_FLOOR)
+        _note(out["syscalls"], name, source, obs.stopped, seen=name in observed)
     for nr in obs.unresolved:
         _note(out["unresolved_syscalls"], str(nr), SOURCE_OBSERVED, obs.stopped)
     run = asdict(obs)
@@ -127,14 +137,19 @@ def accept(profile: dict[str, Any], now: str) -> dict[str, Any]:
     return out
 
 
-def _note(table: dict[str, Any], key: str, source: str, when: str) -> None:
+def _note(table: dict[str, Any], key: str, source: str, when: str, seen: bool | None = None) -> None:
     """Count one more run for `key` in `table` (a copy of the input's table; its entries are the input's
-    own, so the one that changes is replaced by a copy)."""
+    own, so the one that changes is replaced by a copy). seen: whether the run observed it (counted in
+    `seen_runs`, the convergence share; None: not counted, for unnamed numbers)."""
     entry = table.get(key)
     if entry is None:
         table[key] = {"first_seen": when, "last_seen": when, "runs": 1, "sources": [source]}
+        if seen is not None:
+            table[key]["seen_runs"] = int(seen)
         return
     entry = table[key] = dict(entry)
+    if seen is not None:
+        entry["seen_runs"] = convergence.seen_runs(entry) + int(seen)
     entry["last_seen"] = max(entry["last_seen"], when)
     entry["first_seen"] = min(entry["first_seen"], when)
     entry["runs"] += 1

@@ -44,6 +44,20 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
                     and isinstance(entry.get("sources"), list)
                     and all(isinstance(x, str) for x in entry["sources"])):
                 raise bad(f"entry for syscall {syscall!r} is malformed")
+            seen = entry.get("seen_runs", 0)
+            if not isinstance(seen, int) or isinstance(seen, bool):
+                raise bad(f"entry for syscall {syscall!r} has a malformed 'seen_runs'")
+    from syscage.convergence import check_record
+
+    static = doc.get("static")
+    if static is not None and not (isinstance(static, dict) and isinstance(static.get("syscalls"), dict)
+                                   and isinstance(static.get("binaries", {}), dict)
+                                   and all(isinstance(w, list) and all(isinstance(x, str) for x in w)
+                                           for w in static["syscalls"].values())):
+        raise bad("'static' is malformed")
+    wrong = check_record(doc)
+    if wrong:
+        raise bad(wrong)
     if not all(isinstance(r, str) for r in doc["incomplete_reasons"]):
         raise bad("'incomplete_reasons' holds something other than text")
     if not all(isinstance(r, dict) for r in doc["runs"]):

@@ -126,10 +126,12 @@ def oci_policy(doc: dict[str, Any], label: str, arch: str, kernel: str | None = 
     return policy
 
 
-def profile_policy(profile: dict[str, Any], label: str, floor: tuple[str, ...] = ()) -> Policy:
+def profile_policy(profile: dict[str, Any], label: str, floor: tuple[str, ...] = (), store: Any = None) -> Policy:
+    """What enforce allows for the profile: with the store's seccomp.coverage additions (less never_allow)."""
     from syscage.seccomp import allowed_syscalls
 
-    return Policy(label, allowed=set(allowed_syscalls(profile, floor)))
+    coverage, withheld = getattr(store, "coverage", "learned"), getattr(store, "never_allow", ())
+    return Policy(label, allowed=set(allowed_syscalls(profile, floor, coverage, withheld)))
 
 
 def load_policy(spec: str, store: Any, floor: tuple[str, ...], arch: str) -> Policy:
@@ -147,14 +149,14 @@ def load_policy(spec: str, store: Any, floor: tuple[str, ...], arch: str) -> Pol
         if isinstance(doc, dict) and doc.get("kind") == KIND:
             from syscage.profile_schema import check_profile
 
-            return profile_policy(check_profile(doc, str(doc.get("name"))), spec, floor)
+            return profile_policy(check_profile(doc, str(doc.get("name"))), spec, floor, store)
         if isinstance(doc, dict) and isinstance(doc.get("linux"), dict) and "seccomp" in doc["linux"]:
             doc = doc["linux"]["seccomp"] or {}  # an OCI config.json: its linux.seccomp
         return oci_policy(doc, spec, arch)
     profile = store.read(spec)
     if profile is None:
         raise SyscageError(f"no profile named {spec}", "list profiles with `syscage list`, or give a file path")
-    return profile_policy(profile, f"profile {spec}", floor)
+    return profile_policy(profile, f"profile {spec}", floor, store)
 
 
 def _is_name(spec: str) -> bool:
@@ -231,6 +233,8 @@ def first_run(profile: dict[str, Any], name: str) -> dict[str, Any]:
 def describe_first(first: dict[str, Any]) -> str:
     if "floor" in first["sources"] and "observed" not in first["sources"]:
         return "in the seccomp.always_allow floor"
+    if "kernel" in first["sources"] and "observed" not in first["sources"]:
+        return "made by the kernel itself (every profile allows it)"
     base = "runtime-base" in first["sources"] and "observed" not in first["sources"]
     what = "added from the runtime base set" if base else "first needed"
     if first.get("container_id"):

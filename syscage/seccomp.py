@@ -27,14 +27,24 @@ def render(syscalls: list[str], errno: int, arch: str | None = None) -> dict[str
     }
 
 
-def allowed_syscalls(profile: dict[str, Any], floor: Iterable[str] = ()) -> list[str]:
-    """What the profile allows: its syscalls, and the always-allowed floor (seccomp.always_allow), which an
-    older profile may lack."""
-    return sorted(set(profile["syscalls"]) | set(floor))
+def allowed_syscalls(profile: dict[str, Any], floor: Iterable[str] = (), coverage: str = "learned",
+                     withheld: Iterable[str] = ()) -> list[str]:
+    """What the profile allows: its syscalls, the always-allowed floor (seccomp.always_allow) and the kernel's
+    asynchronous syscalls, which an older profile may lack; plus what seccomp.coverage adds (syscage.coverage),
+    except the `withheld` ones (seccomp.never_allow)."""
+    from syscage.config import KERNEL_ASYNCHRONOUS
+
+    allowed = set(profile["syscalls"]) | set(floor) | set(KERNEL_ASYNCHRONOUS)
+    if coverage != "learned":
+        from syscage.coverage import additions
+
+        allowed |= set(additions(profile, coverage)) - set(withheld)
+    return sorted(allowed)
 
 
-def render_profile(profile: dict[str, Any], errno: int, floor: Iterable[str] = ()) -> dict[str, Any]:
-    seccomp = render(allowed_syscalls(profile, floor), errno, profile.get("arch"))
+def render_profile(profile: dict[str, Any], errno: int, floor: Iterable[str] = (), coverage: str = "learned",
+                   withheld: Iterable[str] = ()) -> dict[str, Any]:
+    seccomp = render(allowed_syscalls(profile, floor, coverage, withheld), errno, profile.get("arch"))
     validate(seccomp, profile.get("name", "?"))
     return seccomp
 

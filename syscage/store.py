@@ -56,8 +56,9 @@ def dump_json(doc: Any) -> bytes:
 
 class ProfileStore:
     def __init__(self, root: Path, errno: int, always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW,
-                 notes: Path | None = None, never_allow: tuple[str, ...] = ()) -> None:
+                 notes: Path | None = None, never_allow: tuple[str, ...] = (), coverage: str = "learned") -> None:
         self.root = root
+        self.coverage = coverage  # seccomp.coverage: what seccomp.json allows beyond the learned syscalls
         self.never_allow = frozenset(never_allow)  # seccomp.never_allow: kept out of every profile
         # Where a run that could not be written to the store (a full disk) is noted instead: another file
         # system (the run directory, a tmpfs). Such a note is a lost pending run until settled.
@@ -70,7 +71,7 @@ class ProfileStore:
     def from_config(cls, config: Config) -> ProfileStore:
         """The store the config names, with its errno, floor, never-allow list and notes directory."""
         return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR,
-                   config.never_allow)
+                   config.never_allow, config.coverage)
 
     def profile_dir(self, name: str) -> Path:
         validate_profile_name(name)
@@ -176,6 +177,17 @@ class ProfileStore:
                 self._remove_pending(name, str(p["id"]))
             if updated is None:  # _change(create=False) returns None only for a profile that is not there
                 raise SyscageError(f"profile {name} does not exist", "see `syscage list`")
+            return updated
+
+    def set_static(self, name: str, static: dict[str, Any]) -> dict[str, Any]:
+        """Record the profile's static set (syscage.static_syscalls), replacing an earlier one."""
+        with self.locked(name):
+            def change(current: dict[str, Any], now: str) -> dict[str, Any]:
+                return {**current, "static": {**static, "analysed": now}, "updated": now,
+                        "revision": int(current.get("revision", 0)) + 1}
+
+            updated = self._change(name, change, create=False)
+            assert updated is not None
             return updated
 
     def _change(self, name: str, change: Callable[[dict[str, Any], str], dict[str, Any] | None],
@@ -294,9 +306,10 @@ class ProfileStore:
         # Most runs add no syscall: then seccomp.json (compiled when it was written) stays as it is.
         # Otherwise render and compile before writing anything: a profile that cannot become a filter
         # is refused whole rather than stored beside a stale seccomp.json.
-        allowed = allowed_syscalls(profile, self.always_allow)
+        allowed = allowed_syscalls(profile, self.always_allow, self.coverage, self.never_allow)
         unchanged = self.read_seccomp(name) == render(allowed, self.errno, profile["arch"])
-        seccomp = None if unchanged else render_profile(profile, self.errno, self.always_allow)
+        seccomp = None if unchanged else render_profile(profile, self.errno, self.always_allow, self.coverage,
+                                                        self.never_allow)
         write_atomically(directory / PROFILE_FILE, dump_json(profile))
         if seccomp is not None:
             write_atomically(directory / SECCOMP_FILE, dump_json(seccomp))
@@ -365,7 +378,7 @@ class ProfileStore:
         def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
             dropped.extend(sorted(n for n, e in current["syscalls"].items()
                                   if stale(e) and n not in self.always_allow
-                                  and not {"floor", "runtime-base"} & set(e["sources"])))
+                                  and not {"floor", "runtime-base", "kernel"} & set(e["sources"])))
             if dry_run or not dropped:
                 return None
             out = dict(current)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from syscage.config import Config, load_config, parse_errno
+from syscage.config import Config, config_from_mapping, load_config, parse_errno
 from syscage.errors import SyscageError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "config.toml"
@@ -91,6 +91,11 @@ def test_always_allow_floor(tmp_path: Path) -> None:
     assert load_config(cfg).always_allow == ()
 
 
+def test_never_allow_cannot_name_the_kernels_asynchronous_syscalls() -> None:
+    with pytest.raises(SyscageError, match="restart_syscall, which the kernel itself makes"):
+        config_from_mapping({"seccomp": {"never_allow": ["restart_syscall"], "always_allow": []}})
+
+
 def test_never_allow_is_a_syscall_list_and_cannot_overlap_always_allow() -> None:
     from syscage.config import config_from_mapping
     from syscage.errors import SyscageError
@@ -101,3 +106,17 @@ def test_never_allow_is_a_syscall_list_and_cannot_overlap_always_allow() -> None
         config_from_mapping({"seccomp": {"never_allow": ["exit_group"]}})
     with pytest.raises(SyscageError, match="never_allow"):
         config_from_mapping({"seccomp": {"never_allow": "bpf"}})
+
+
+def test_convergence_and_coverage_keys() -> None:
+    cfg = config_from_mapping({"convergence": {"min_runs": 3, "min_minutes": 0, "chance_share": 0.25,
+                                               "on_enforce": "refuse"}, "seccomp": {"coverage": "learned+related"}})
+    assert (cfg.convergence_min_runs, cfg.convergence_min_minutes, cfg.chance_share) == (3, 0.0, 0.25)
+    assert cfg.convergence_on_enforce == "refuse" and cfg.coverage == "learned+related"
+    assert Config().coverage == "learned" and Config().convergence_on_enforce == "warn"
+    for bad, match in (({"convergence": {"chance_share": 0}}, "share of runs"),
+                       ({"convergence": {"min_minutes": -1}}, "minutes"),
+                       ({"convergence": {"on_enforce": "maybe"}}, "warn, refuse"),
+                       ({"seccomp": {"coverage": "everything"}}, "learned, learned\\+related, learned\\+static")):
+        with pytest.raises(SyscageError, match=match):
+            config_from_mapping(bad)

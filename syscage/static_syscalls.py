@@ -1,0 +1,487 @@
+"""Which syscalls can a container's binaries make? Static analysis of ELF code, the Confine approach.
+
+For each program, and each shared library it loads (DT_NEEDED, resolved inside the container's rootfs):
+  * direct syscalls: every `syscall` instruction whose number is a constant put in eax/rax before it in the
+    same straight-line code (capstone linear sweep); also calls of a syscall dispatcher with a constant
+    number (libc's `syscall(n, ...)`: n in edi; Go's syscall.Syscall*: n in rax, its register ABI);
+  * library calls: each function a program or library imports is followed, in the library that exports it,
+    through that library's direct calls and tail jumps to the syscalls it makes (functions whose address the
+    library takes, as stdio's vtables do, count as reachable from any caller: their callers are not known);
+  * libc itself contributes only what is reachable from the functions imported from it and from its own
+    start-up, not every syscall in it. The dynamic loader's own syscalls are always in.
+The result over-approximates what the code can do on some path (and a syscall number computed at run time is
+missed: counted as `unknown` per object). It is computed at record time (`syscage static`), never on a
+container's start path, and cached per object by content hash. pyelftools and capstone are imported here
+only.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+CACHE_VERSION = 1
+LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib",
+            "/usr/local/lib")
+PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+# Functions that make the syscall their first argument names, and where that argument is.
+DISPATCHERS = {"syscall": "di"}
+GO_DISPATCHERS = re.compile(r"^(syscall|golang\.org/x/sys/unix|runtime/internal/syscall|internal/runtime/syscall)"
+                            r"\.(Raw)?Syscall6?(\.abi0)?$|^syscall\.(raw)?[sS]yscall(6|_syscall6)?$")
+_RIP = re.compile(r"\[rip ([+-]) 0x([0-9a-f]+)\]")
+# General registers by every name of theirs -> one key (rax, eax, ax, al -> "a"; r8, r8d -> "r8").
+_REG = {**{f"{p}{r}x": r for r in "abcd" for p in ("r", "e", "")}, **{f"{r}l": r for r in "abcd"},
+        **{f"{r}h": r for r in "abcd"},
+        **{f"{p}{r}": r for r in ("si", "di", "bp", "sp") for p in ("r", "e", "")},
+        **{f"{r}l": r for r in ("si", "di", "bp", "sp")},
+        **{f"r{n}{s}": f"r{n}" for n in range(8, 16) for s in ("", "d", "w", "b")}}
+_CLOBBERED_BY_CALL = ("a", "c", "d", "si", "di", "r8", "r9", "r10", "r11")
+_NO_WRITE = ("cmp", "test", "push", "bt", "nop", "endbr64")
+
+
+class NotAnalysable(Exception):
+    """Not an x86-64 ELF object, or unreadable."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def object_facts(path: Path, cache_dir: Path | None) -> tuple[dict[str, Any], bool, float]:
+    """What one ELF object can do (see _analyse), from the cache when this very content was analysed before.
+    Returns (facts, from_cache, seconds spent)."""
+    started = time.monotonic()
+    digest = sha256_of(path)
+    cached = cache_dir / f"{digest}.json" if cache_dir else None
+    if cached is not None:
+        try:
+            doc = json.loads(cached.read_text())
+            if doc.get("version") == CACHE_VERSION:
+                return doc, True, time.monotonic() - started
+        except (OSError, ValueError):
+            pass
+    facts = _analyse(path)
+    facts.update(version=CACHE_VERSION, sha256=digest, seconds=round(time.monotonic() - started, 3))
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(facts, sort_keys=True))
+        tmp.replace(cached)
+    return facts, False, time.monotonic() - started
+
+
+def _analyse(path: Path) -> dict[str, Any]:
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with path.open("rb") as f:
+            elf = ELFFile(f)
+            if elf["e_machine"] != "EM_X86_64":
+                raise NotAnalysable(f"{path}: not x86-64 ({elf['e_machine']})")
+            return _facts(elf)
+    except (ELFError, OSError) as exc:
+        raise NotAnalysable(f"{path}: {exc}") from None
+
+
+def _facts(elf: Any) -> dict[str, Any]:
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.relocation import RelocationSection
+    from elftools.elf.sections import SymbolTableSection
+
+    needed: list[str] = []
+    interp = None
+    for seg in elf.iter_segments():
+        if seg["p_type"] == "PT_INTERP":
+            interp = seg.get_interp_name()
+    imports: set[str] = set()
+    exports: dict[str, int] = {}
+    starts: set[int] = set()
+    names: dict[int, str] = {}
+    for section in elf.iter_sections():
+        if isinstance(section, DynamicSection):
+            needed.extend(t.needed for t in section.iter_tags() if t.entry.d_tag == "DT_NEEDED")
+        if isinstance(section, SymbolTableSection):
+            dynamic = section.name == ".dynsym"
+            for sym in section.iter_symbols():
+                if sym["st_info"]["type"] not in ("STT_FUNC", "STT_GNU_IFUNC") and sym["st_shndx"] != "SHN_UNDEF":
+                    continue
+                if sym["st_shndx"] == "SHN_UNDEF":
+                    if dynamic and sym.name:
+                        imports.add(sym.name)
+                    continue
+                if sym["st_value"]:
+                    starts.add(sym["st_value"])
+                    names.setdefault(sym["st_value"], sym.name)
+                    if dynamic and sym["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK"):
+                        exports[sym.name] = sym["st_value"]
+    text = [s for s in elf.iter_sections() if s["sh_flags"] & 0x4 and s["sh_type"] == "SHT_PROGBITS"
+            and s.name not in (".plt", ".plt.got", ".plt.sec")]
+    ranges = [(s["sh_addr"], s["sh_addr"] + s["sh_size"]) for s in text]
+
+    def in_text(addr: int) -> bool:
+        return any(lo <= addr < hi for lo, hi in ranges)
+
+    taken: set[int] = set()
+    for section in elf.iter_sections():
+        if isinstance(section, RelocationSection) and section.is_RELA():
+            for rel in section.iter_relocations():
+                if rel["r_info_type"] == 8 and in_text(rel["r_addend"]):  # R_X86_64_RELATIVE to code
+                    taken.add(rel["r_addend"])
+    entry = elf["e_entry"]
+    if entry:
+        starts.add(entry)
+        taken.add(entry)
+    plt = _plt_names(elf)
+    import capstone
+
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    md.skipdata = True
+    insns: list[tuple[int, int, str, str]] = []
+    for s in text:
+        insns.extend(md.disasm_lite(s.data(), s["sh_addr"]))
+    for addr, size, mnem, ops in insns:  # call targets start functions; rip-relative code addresses are taken
+        if mnem == "call" and ops.startswith("0x"):
+            target = int(ops, 16)
+            if in_text(target):
+                starts.add(target)
+        elif mnem == "lea" and "rip" in ops:
+            m = _RIP.search(ops)
+            if m:
+                target = addr + size + (int(m.group(2), 16) * (1 if m.group(1) == "+" else -1))
+                if in_text(target):
+                    taken.add(target)
+                    starts.add(target)
+    order = sorted(starts)
+    index = {a: i for i, a in enumerate(order)}
+    syscalls: dict[int, set[int]] = {}
+    edges: dict[int, set[int]] = {}
+    imported_calls: dict[int, set[str]] = {}
+    unknown = 0
+    direct: set[int] = set()
+    go_dispatch = {a for a, n in names.items() if GO_DISPATCHERS.match(n)}
+    region, bound = -1, -1
+    nxt = 0
+    regs: dict[str, int] = {}
+    # Register constants carried along forward jumps inside a function (to where the jump lands); code after
+    # an unconditional jump or ret is reached only by jumps: it starts from what they carried.
+    carried: dict[int, dict[str, int]] = {}
+    dead = False
+    for addr, _size, mnem, ops in insns:
+        if addr >= bound:  # a new function: nothing known about the registers
+            region = bisect.bisect_right(order, addr) - 1
+            nxt = bisect.bisect_right(order, addr)
+            bound = order[nxt] if nxt < len(order) else 1 << 64
+            regs, carried, dead = {}, {}, False
+        if addr in carried:
+            there = carried.pop(addr)
+            regs = there if dead else {r: v for r, v in regs.items() if there.get(r) == v}
+            dead = False
+        if mnem == "syscall":
+            if "a" not in regs:
+                unknown += 1
+            else:
+                syscalls.setdefault(region, set()).add(regs["a"])
+                direct.add(regs["a"])
+            for reg in ("a", "c", "r11"):
+                regs.pop(reg, None)
+            continue
+        if mnem in ("call", "jmp") or mnem.startswith("j"):
+            if ops.startswith("0x"):
+                target = int(ops, 16)
+                if mnem != "call" and addr < target < bound:
+                    known = carried.get(target)
+                    carried[target] = dict(regs) if known is None else {
+                        r: v for r, v in regs.items() if known.get(r) == v}
+                name = plt.get(target)
+                local = names.get(target) if name is None else None  # a static binary's own syscall()
+                if name in DISPATCHERS or local in DISPATCHERS or target in go_dispatch:
+                    value = regs.get(DISPATCHERS.get(name or local or "", "a"))
+                    if value is not None:
+                        syscalls.setdefault(region, set()).add(value)
+                        direct.add(value)
+                if name is not None:
+                    imported_calls.setdefault(region, set()).add(name)
+                elif target in index and (mnem == "call" or not (order[region] <= target < bound)):
+                    edges.setdefault(region, set()).add(index[target])
+                elif mnem == "jmp" and in_text(target):
+                    edges.setdefault(region, set()).add(bisect.bisect_right(order, target) - 1)
+            if mnem == "call":
+                regs = {r: v for r, v in regs.items() if r not in _CLOBBERED_BY_CALL}
+            elif mnem == "jmp":
+                regs, dead = {}, True
+            continue
+        if mnem in ("ret", "hlt", "ud2"):
+            regs, dead = {}, True
+            continue
+        if mnem not in _NO_WRITE:
+            _track(regs, mnem, ops)
+    taken_regions = sorted({bisect.bisect_right(order, a) - 1 for a in taken} - {-1})
+    closure = _closures(len(order), syscalls, edges, imported_calls)
+    always_nrs: set[int] = set()
+    always_imports: set[str] = set()
+    for r in taken_regions:
+        always_nrs |= closure[r][0]
+        always_imports |= closure[r][1]
+    export_map = {name: [sorted(closure[index[a]][0]), sorted(closure[index[a]][1])]
+                  for name, a in exports.items() if a in index}
+    return {"interp": interp, "needed": needed, "imports": sorted(imports), "exports": export_map,
+            "direct": sorted(direct), "always": [sorted(always_nrs), sorted(always_imports)],
+            "unknown_syscall_sites": unknown, "instructions": len(insns)}
+
+
+def _wide(reg: str) -> bool:
+    """A 32- or 64-bit general register (a constant moved there is whole)."""
+    return reg in _REG and (reg[0] == "e" or (reg[0] == "r" and not reg.endswith(("w", "b"))))
+
+
+def _track(regs: dict[str, int], mnem: str, ops: str) -> None:
+    """Update the known register constants for one instruction: `mov r32/r64, imm`, `mov r, r` copying a
+    known one and `xor r, r` set one; anything else writing a register makes it unknown."""
+    dest, _, src = ops.partition(", ")
+    key = _REG.get(dest)
+    if key is None:
+        return
+    value: int | None = None
+    if _wide(dest):
+        if mnem == "mov":
+            if src.startswith("0x") or src.isdigit():
+                value = int(src, 16) if src.startswith("0x") else int(src)
+            elif _wide(src):
+                value = regs.get(_REG[src])
+        elif mnem == "xor" and dest == src:
+            value = 0
+    if value is not None and 0 <= value < 1024:
+        regs[key] = value
+    else:
+        regs.pop(key, None)
+
+
+def _closures(n: int, syscalls: dict[int, set[int]], edges: dict[int, set[int]],
+              imported: dict[int, set[str]]) -> list[tuple[set[int], set[str]]]:
+    """For every region: the syscalls and imported functions reachable through calls and tail jumps
+    (iterative, by strongly connected components: libc has cycles)."""
+    index = [-1] * n
+    low = [0] * n
+    on = [False] * n
+    stack: list[int] = []
+    comp = [-1] * n
+    comps: list[list[int]] = []
+    counter = 0
+    for root in range(n):
+        if index[root] != -1:
+            continue
+        work = [(root, iter(sorted(edges.get(root, ()))))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on[root] = True
+        while work:
+            v, it = work[-1]
+            advanced = False
+            for w in it:
+                if index[w] == -1:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on[w] = True
+                    work.append((w, iter(sorted(edges.get(w, ())))))
+                    advanced = True
+                    break
+                if on[w]:
+                    low[v] = min(low[v], index[w])
+            if advanced:
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                members = []
+                while True:
+                    w = stack.pop()
+                    on[w] = False
+                    comp[w] = len(comps)
+                    members.append(w)
+                    if w == v:
+                        break
+                comps.append(members)
+    # Tarjan emits components in reverse topological order: callees first.
+    result: list[tuple[set[int], set[str]]] = [(set(), set())] * len(comps)
+    for c, members in enumerate(comps):
+        nrs: set[int] = set()
+        names: set[str] = set()
+        for v in members:
+            nrs |= syscalls.get(v, set())
+            names |= imported.get(v, set())
+            for w in edges.get(v, ()):
+                if comp[w] != c:
+                    nrs |= result[comp[w]][0]
+                    names |= result[comp[w]][1]
+        result[c] = (nrs, names)
+    return [result[comp[v]] for v in range(n)]
+
+
+def _plt_names(elf: Any) -> dict[int, str]:
+    """PLT stub address -> the imported function it calls (.plt.sec/.plt/.plt.got stubs jump through a GOT
+    slot that a JUMP_SLOT or GLOB_DAT relocation names)."""
+    from elftools.elf.relocation import RelocationSection
+
+    got: dict[int, str] = {}
+    dynsym = elf.get_section_by_name(".dynsym")
+    for section in elf.iter_sections():
+        if isinstance(section, RelocationSection) and section.is_RELA() and dynsym is not None:
+            for rel in section.iter_relocations():
+                if rel["r_info_type"] in (6, 7) and rel["r_info_sym"]:  # GLOB_DAT, JUMP_SLOT
+                    name = dynsym.get_symbol(rel["r_info_sym"]).name
+                    if name:
+                        got[rel["r_offset"]] = name
+    out: dict[int, str] = {}
+    import capstone
+
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    for name in (".plt.sec", ".plt", ".plt.got"):
+        section = elf.get_section_by_name(name)
+        if section is None:
+            continue
+        stub = None
+        for addr, size, mnem, ops in md.disasm_lite(section.data(), section["sh_addr"]):
+            if mnem == "endbr64" or stub is None or addr % 16 == 0:
+                stub = addr if (mnem == "endbr64" or addr % 16 == 0) else stub
+            if mnem in ("jmp", "bnd jmp") and "rip" in ops:
+                m = _RIP.search(ops)
+                if m:
+                    slot = addr + size + int(m.group(2), 16) * (1 if m.group(1) == "+" else -1)
+                    if slot in got and stub is not None:
+                        out[stub] = got[slot]
+    return out
+
+
+def resolve_program(rootfs: Path, program: str) -> str:
+    """A program name or container path -> its path inside the container (symlinks followed inside)."""
+    candidates = [program] if program.startswith("/") else [f"{d}/{program}" for d in PATH_DIRS]
+    for candidate in candidates:
+        found = _inside(rootfs, candidate)
+        if found is not None and found.is_file():
+            return "/" + str(found.relative_to(rootfs))
+    raise NotAnalysable(f"{program}: not found in {rootfs} (looked in {', '.join(PATH_DIRS)})")
+
+
+def _inside(rootfs: Path, path: str, depth: int = 0) -> Path | None:
+    """`path` as the container sees it: symlinks resolved against the rootfs, never leaving it."""
+    if depth > 40:
+        return None
+    current = rootfs
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    for i, part in enumerate(parts):
+        if part == "..":
+            current = current.parent if current != rootfs else rootfs
+            continue
+        nxt = current / part
+        if nxt.is_symlink():
+            target = os.readlink(nxt)
+            base = "" if target.startswith("/") else "/" + str(current.relative_to(rootfs))
+            rest = "/".join(parts[i + 1:])
+            return _inside(rootfs, f"{base}/{target}/{rest}", depth + 1)
+        if not nxt.exists():
+            return None
+        current = nxt
+    return current
+
+
+def analyse_programs(rootfs: Path, programs: list[str], cache_dir: Path | None) -> dict[str, Any]:
+    """The static set of `programs` (names or container paths) in `rootfs`: syscall -> where it came from,
+    and per object its hash, the analysis time and whether it came from the cache."""
+    from syscage.syscalls import syscall_name
+
+    objects: dict[str, dict[str, Any]] = {}
+    binaries: dict[str, dict[str, Any]] = {}
+
+    def load(container_path: str) -> dict[str, Any]:
+        if container_path not in objects:
+            host = _inside(rootfs, container_path)
+            if host is None:
+                raise NotAnalysable(f"{container_path}: not in {rootfs}")
+            facts, cached, seconds = object_facts(host, cache_dir)
+            objects[container_path] = facts
+            binaries[container_path] = {"sha256": facts["sha256"], "cached": cached, "seconds": round(seconds, 3),
+                                        "analysis_seconds": facts["seconds"], "instructions": facts["instructions"],
+                                        "unknown_syscall_sites": facts["unknown_syscall_sites"]}
+        return objects[container_path]
+
+    found: dict[int, list[str]] = {}
+
+    def add(nrs: list[int] | set[int], where: str) -> None:
+        for nr in nrs:
+            places = found.setdefault(nr, [])
+            if where not in places and len(places) < 8:
+                places.append(where)
+
+    for program in programs:
+        exe = resolve_program(rootfs, program)
+        facts = load(exe)
+        add(facts["direct"], f"{exe} (syscall instruction)")
+        order = [exe]
+        libs = _load_order(rootfs, exe, facts, load)
+        order.extend(libs)
+        if facts["interp"]:
+            interp = resolve_program(rootfs, facts["interp"])
+            add(load(interp)["direct"], f"{interp} (the dynamic loader)")
+        for lib in libs:
+            lf = objects[lib]
+            if not Path(lib).name.startswith("libc.so"):
+                add(lf["direct"], f"{lib} (syscall instruction)")
+            else:  # start-up and the functions whose address libc takes (stdio's vtables, atexit handlers)
+                add(lf["always"][0], f"{lib} (start-up and address-taken functions)")
+        pending = [(name, obj) for obj in order for name in objects[obj]["imports"]]
+        done: set[str] = set()
+        while pending:
+            name, caller = pending.pop()
+            if name in done:
+                continue
+            done.add(name)
+            for lib in libs:
+                entry = objects[lib]["exports"].get(name)
+                if entry is not None:
+                    add(entry[0], f"{lib}: {name} (called by {caller})")
+                    pending.extend((n, lib) for n in entry[1])
+                    break
+    syscalls = {}
+    for nr, where in sorted(found.items()):
+        name = syscall_name(nr)
+        if name:
+            syscalls[name] = where
+    return {"programs": programs, "rootfs": str(rootfs), "binaries": binaries, "syscalls": syscalls}
+
+
+def _load_order(rootfs: Path, exe: str, facts: dict[str, Any], load: Any) -> list[str]:
+    """The shared libraries `exe` loads, breadth first as ld.so does, resolved inside the rootfs."""
+    order: list[str] = []
+    queue = list(facts["needed"])
+    seen: set[str] = set()
+    while queue:
+        soname = queue.pop(0)
+        if soname in seen:
+            continue
+        seen.add(soname)
+        for directory in LIB_DIRS:
+            path = f"{directory}/{soname}"
+            host = _inside(rootfs, path)
+            if host is not None and host.is_file():
+                resolved = "/" + str(host.relative_to(rootfs))
+                if resolved not in order:
+                    order.append(resolved)
+                    queue.extend(load(resolved)["needed"])
+                break
+        else:
+            raise NotAnalysable(f"{exe} needs {soname}, which is not in {rootfs}")
+    return order
