@@ -88,6 +88,10 @@ def prepare_bundle(bundle: str, raw: bytes, container_id: str | None, runtime_lo
         plan = modifiers_for(selection, config, log, own, spec)
         # Hooks an earlier run of this bundle left (runc users reuse bundle directories) go first.
         modifiers = [drop_syscage_hooks, *plan.modifiers]
+        if plan.replaces_filter and selection.profile:  # enforce or complain under a profile: see its denials
+            from syscage.containernotes import note_modifiers
+
+            modifiers += note_modifiers(config, cid, selection.profile, selection.mode, bundle, spec, runtime_root, log)
         if selection.mode in LEARNING_MODES:
             hooks, relay, answer = learn_hooks(config, selection, cid, spec, modifiers, marked, tell, nonce)
             modifiers.append(hooks)

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     from syscage.install import add_install_parser
+    from syscage.opscli import add_parsers
+
+    add_parsers(sub, _example)
 
     add_install_parser(sub)
     _add_examples(parser)

@@ -1,0 +1,72 @@
+"""Operator output: tables and colour (rich) on a terminal, plain aligned text when piped.
+
+Only the operator's CLI imports this module, and it imports rich only when stdout is a terminal: the
+runtime wrapper and the hooks never get here (tests/test_output.py checks their start paths).
+NO_COLOR (any value) or SYSCAGE_PLAIN=1 asks for plain text on a terminal too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+# Words that carry a verdict, and their colour on a terminal.
+STYLES = {"ok": "green", "complete": "green", "no": "yellow", "FAIL": "bold red", "INCOMPLETE": "bold red",
+          "CORRUPT": "bold red", "denied": "red", "logged": "yellow", "blocked": "green", "ALLOWED": "bold red"}
+
+
+def fancy() -> bool:
+    if os.environ.get("NO_COLOR") is not None or os.environ.get("SYSCAGE_PLAIN") == "1":
+        return False
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
+          right: Sequence[str] = ()) -> None:
+    """Print rows under the column headers; `right` names the right-aligned (numeric) columns."""
+    if fancy():
+        from rich.table import Table
+        from rich.text import Text
+
+        t = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+        for col in columns:
+            t.add_column(col, justify="right" if col in right else "left", overflow="fold")
+        for row in rows:
+            t.add_row(*(Text(str(cell), style=STYLES.get(str(cell), "")) for cell in row))
+        _console().print(t)
+        return
+    if title:
+        print(title)
+    cells = [[str(c) for c in columns], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    for r in cells:
+        parts = [cell.rjust(w) if columns[i] in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths,
+                                                                                                           strict=True))]
+        print("  ".join(parts).rstrip())
+
+
+def line(text: str, style: str = "") -> None:
+    """One line; on a terminal a leading verdict word (ok, FAIL, no, ...) or `style` gets its colour."""
+    if not fancy():
+        print(text)
+        return
+    from rich.text import Text
+
+    word = text.split(" ", 1)[0].rstrip(":")
+    out = Text(text)
+    if style:
+        out.stylize(style)
+    elif word in STYLES:
+        out.stylize(STYLES[word], 0, len(word))
+    _console().print(out)
