@@ -29,7 +29,7 @@ def fancy() -> bool:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=True)
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None,
@@ -70,3 +70,52 @@ def line(text: str, style: str = "") -> None:
     elif word in STYLES:
         out.stylize(STYLES[word], 0, len(word))
     _console().print(out)
+
+
+# -- terminal renderings of the commands whose plain text the scripts and tests read (used when fancy()) --
+
+
+def list_table(rows: list[dict[str, Any]]) -> None:
+    out = []
+    for r in rows:
+        if "error" in r:
+            out.append((r["name"], "CORRUPT", "-", "-", r["error"]))
+            continue
+        notes = [f"{r['lost_runs']} run(s) lost"] * bool(r["lost_runs"]) + \
+            [f"{r['learning_now']} learning now"] * bool(r["learning_now"])
+        out.append((r["name"], "complete" if r["complete"] else "INCOMPLETE", r["syscalls"], r["runs"],
+                    r["updated"] + (f"  ({', '.join(notes)})" if notes else "")))
+    table(("PROFILE", "STATUS", "SYSCALLS", "RUNS", "UPDATED"), out, right=("SYSCALLS", "RUNS"))
+
+
+def syscalls_table(profile: dict[str, Any]) -> None:
+    table(("SYSCALL", "RUNS", "SOURCES", "FIRST SEEN", "LAST SEEN"),
+          [(name, e["runs"], ",".join(e["sources"]), e["first_seen"], e["last_seen"])
+           for name, e in sorted(profile["syscalls"].items())],
+          title=f"syscalls ({len(profile['syscalls'])})", right=("RUNS",))
+
+
+def runs_table(profile: dict[str, Any], title: str) -> None:
+    rows = []
+    for run in profile["runs"]:
+        state = "ok" if run["complete"] else "INCOMPLETE"
+        detail = "; ".join(run["problems"])
+        if run.get("withheld"):
+            detail = (detail + "; " if detail else "") + f"needed {', '.join(run['withheld'])}, withheld"
+        rows.append((run["stopped"], run["container_id"], run["cutover"], run["syscall_count"], state, detail))
+    table(("STOPPED", "CONTAINER", "CUTOVER", "SYSCALLS", "STATE", "DETAIL"), rows, title=title, right=("SYSCALLS",))
+
+
+def diff_tables(result: dict[str, Any]) -> None:
+    line(f"A = {result['a']}", "bold")
+    line(f"B = {result['b']}", "bold")
+    for key, title in (("only_a", "allowed by A, not by B"), ("only_b", "allowed by B, not by A"),
+                       ("conditional", "allowed by both, but conditionally by one or both")):
+        table(("SYSCALL", "A", "B"), [(e["syscall"], e["a"], e["b"]) for e in result[key]],
+              title=f"{title} ({len(result[key])})")
+
+
+def lint_table(name: str, findings: list[dict[str, Any]]) -> None:
+    table(("SYSCALL", "RULE", "DETAIL", "FIRST NEEDED"),
+          [(f["syscall"], f["rule"], f["detail"], f["where"]) for f in findings],
+          title=f"profile {name}: {len(findings)} finding(s)")
