@@ -220,3 +220,15 @@ def test_plain_output_when_piped(tmp_path: Path) -> None:
                           capture_output=True, text=True, check=True)
     assert done.stdout == "A    N\nx    1\nyy  22\n"
     assert not output.fancy()  # pytest captures stdout: not a terminal
+
+
+def test_a_reused_bundle_loses_the_note_hook() -> None:
+    """The note hook is syscage's: a later create of the bundle (any mode) drops it, and its tag sends such a
+    bundle down the wrapper's slow path even without the annotation."""
+    from syscage.shim.modifiers import drop_syscage_hooks
+    from syscage.shim.runtime import SLOW_PATH_TAGS
+
+    own = {"path": "/usr/bin/true", "args": ["true"]}
+    spec = {"hooks": {"prestart": [own, containernotes.hook_entry("/run/x/containers/a.state", 5)]}}
+    assert drop_syscage_hooks(spec) == {"hooks": {"prestart": [own]}}
+    assert any(tag in json.dumps(spec).encode() for tag in SLOW_PATH_TAGS[1:])
