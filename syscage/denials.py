@@ -413,6 +413,19 @@ class Resolver:
                                                           if v.get("note") in known})
             self.pids_changed = False
 
+    def sweep(self, oldest: float | None) -> int:
+        """Forget the notes no record still in the source can belong to: created before its oldest line, with
+        no live init process. Returns how many."""
+        if oldest is None:
+            return 0
+        gone = [n["note"] for n in self.notes if float(n.get("created", 0)) < oldest - 60
+                and not (n.get("pid") and containernotes.cgroup_of(n["pid"]) is not None
+                         and containernotes.cgroup_matches(containernotes.cgroup_of(n["pid"]) or "", n))]
+        containernotes.forget_notes(self.run_dir, gone)
+        if gone:
+            self.refresh()
+        return len(gone)
+
     def silent_enforcers(self, since: float | None, profile: str | None) -> list[dict[str, Any]]:
         """Enforce containers whose errno denials leave no kernel record (their runtime refuses the flag)."""
         def in_window(note: dict[str, Any]) -> bool:  # created in it, or still running in it

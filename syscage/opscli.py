@@ -68,6 +68,7 @@ def cmd_denials(config: Config, args: argparse.Namespace) -> int:
     raw = d.read_records(source)
     for r in raw:
         resolver.resolve(r)
+    resolver.sweep(source.losses.oldest)  # notes older than anything the kernel log still holds
     resolver.save()
     since = d.since_time(args.since)
     records = d.select_records(raw, args.name, since, everything=args.all)

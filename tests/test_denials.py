@@ -232,3 +232,11 @@ def test_a_reused_bundle_loses_the_note_hook() -> None:
     spec = {"hooks": {"prestart": [own, containernotes.hook_entry("/run/x/containers/a.state", 5)]}}
     assert drop_syscage_hooks(spec) == {"hooks": {"prestart": [own]}}
     assert any(tag in json.dumps(spec).encode() for tag in SLOW_PATH_TAGS[1:])
+
+
+def test_sweep_forgets_notes_older_than_the_log(tmp_path: Path) -> None:
+    note(tmp_path, "ancient", "web", pid=999_999_03)
+    resolver = denials.Resolver(tmp_path)
+    assert resolver.sweep(None) == 0 and resolver.sweep(1000.0) == 0  # the log reaches back before it
+    assert resolver.sweep(denials.time.time() + 3600) == 1
+    assert containernotes.read_notes(tmp_path) == [] and not list((tmp_path / "containers").glob("*.state"))
