@@ -214,7 +214,7 @@ def check_denials(config: Config, actions_logged: Path = Path("/proc/sys/kernel/
         return Check("denials visible", False, f"{actions_logged} lacks {' and '.join(missing)}: those denials "
                      "leave no kernel record", f"echo the list with {' '.join(missing)} added into {actions_logged}",
                      required=False)
-    flag, why = supports_log_flag(str(config.runtime_path), config.run_dir)
+    flag, why = supports_log_flag(str(config.runtime_path), config.run_dir, write_cache=False)
     if not flag:
         return Check("denials visible", False, f"complain: yes; enforce: no, {why} (use complain mode or crun to "
                      "see them)", required=False)

@@ -30,8 +30,9 @@ def _identity(path: str) -> list[int] | None:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def supports_log_flag(runtime: str, run_dir: str | os.PathLike[str]) -> tuple[bool, str]:
-    """(True, why) when the runtime passes SECCOMP_FILTER_FLAG_LOG on; (False, why not) otherwise."""
+def supports_log_flag(runtime: str, run_dir: str | os.PathLike[str], write_cache: bool = True) -> tuple[bool, str]:
+    """(True, why) when the runtime passes SECCOMP_FILTER_FLAG_LOG on; (False, why not) otherwise. write_cache:
+    keep the answer (False: `syscage doctor`, which changes nothing on the host)."""
     identity = _identity(runtime)
     if identity is None:
         return False, f"runtime {runtime} cannot be found"
@@ -44,6 +45,8 @@ def supports_log_flag(runtime: str, run_dir: str | os.PathLike[str]) -> tuple[bo
     except (OSError, ValueError, AttributeError):
         pass
     answer, why = probe(runtime)
+    if not write_cache:
+        return answer, why
     try:
         from syscage.atomic import write_atomically
 
