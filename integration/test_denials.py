@@ -48,9 +48,17 @@ def learn_ls(world: World, name: str) -> None:
 
 
 def busy_machine_config(world: World, **extra: dict[str, Any]) -> None:
-    """Other suites share this 2-core machine: give a cold tracer time to compile under load."""
-    write_config(world.config, world.root, tracer={"idle_timeout": 600, "start_timeout": 150},
-                 runtime={"hook_timeout": 200, **extra.pop("runtime", {})}, **extra)
+    """Other suites share this 2-core machine: give a cold tracer time to compile under load (less than ctr's
+    120 s), and have it running before the first learning container."""
+    write_config(world.config, world.root, tracer={"idle_timeout": 600, "start_timeout": 100},
+                 runtime={"hook_timeout": 110, **extra.pop("runtime", {})}, **extra)
+    start = "from syscage.config import load_config; from syscage.hooks.client import start_tracer_in_background " \
+        "as start; start(load_config())"
+    subprocess.run([str(VENV_BIN / "python"), "-c", start], env=world.environ(), check=True, timeout=120)
+    deadline = time.monotonic() + 300
+    while syscage(world, "tracer", "status").returncode != 0:
+        assert time.monotonic() < deadline, "the tracer did not start within 300 s"
+        time.sleep(1)
 
 
 def rows_for(report: dict[str, Any], cid: str) -> list[dict[str, Any]]:
