@@ -39,6 +39,11 @@ def test_doctor_tells_the_truth_about_this_host(env: Env) -> None:
     assert not checks["apparmor"]["ok"] and not checks["apparmor"]["required"]
     assert not checks["capability tracing"]["ok"] and not checks["capability tracing"]["required"]
     assert str(env.store) in checks["store"]["detail"]
+    # runc 1.1.5 refuses seccomp flags (measured in integration/test_denials.py): enforce denials leave no record.
+    runtime = subprocess.run(["runc", "--version"], capture_output=True, text=True, check=True).stdout
+    assert not checks["denials visible"]["required"]
+    if runtime.startswith("runc version 1.1."):
+        assert not checks["denials visible"]["ok"] and "refuses seccomp flags" in checks["denials visible"]["detail"]
     text = subprocess.run([str(VENV_BIN / "syscage"), "doctor"], capture_output=True, text=True, timeout=120,
                           env=os.environ.copy(), stdin=subprocess.DEVNULL)
     assert text.returncode == 0 and len(text.stdout.splitlines()) == len(checks) + 1

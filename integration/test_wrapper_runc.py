@@ -131,7 +131,10 @@ def test_enforce_with_runc_directly(env: Env) -> None:
     assert result.stdout == "hi\n" and "Operation not permitted" in result.stderr
     spec = json.loads((enforced / "config.json").read_text())
     assert spec["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ERRNO"
-    assert "hooks" not in spec and "apparmorProfile" not in spec["process"]
+    # No learn hooks; only the shell one-liner that notes the container's pid for `syscage denials`.
+    assert [h["args"][3] for h in spec["hooks"]["prestart"]] == ["syscage-denials-note"] and set(spec["hooks"]) == \
+        {"prestart"} and "apparmorProfile" not in spec["process"]
+    assert "flags" not in spec["linux"]["seccomp"]  # runc 1.1.5 refuses seccomp flags
     assert json.loads((enforced / ".syscage-own-seccomp.json").read_text())["own"] is None  # the bundle had none
     # The same bundle, switched to learn: it learns under its own (no) filter, not the enforced one.
     spec["annotations"]["io.syscage.mode"] = "learn"

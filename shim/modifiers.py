@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from syscage.arch import all_arches
+from syscage.containernotes import NOTE_TAG  # args[3] of the hook that notes an enforced container's pid
 
 Spec = dict[str, Any]
 Modifier = Callable[[Spec], Spec]
@@ -70,7 +71,7 @@ def add_hook(phase: str, entry: dict[str, Any]) -> Modifier:
 
 def _is_syscage_hook(entry: object) -> bool:
     args = entry.get("args") if isinstance(entry, dict) else None
-    return isinstance(args, list) and bool(args) and (args[0] == HOOK_NAME or args[3:4] == [RELAY_TAG])
+    return isinstance(args, list) and bool(args) and (args[0] == HOOK_NAME or args[3:4] in ([RELAY_TAG], [NOTE_TAG]))
 
 
 def drop_syscage_hooks(spec: Spec) -> Spec:

@@ -84,7 +84,7 @@ def prepare_bundle(request: CreateRequest) -> Prepared:
     learning = (LearningCreate(config, selection, cid, request.marker, request.runtime_root, tell, log)
                 if selection.mode in LEARNING_MODES else None)
     try:
-        decision = decide(bundle, spec, selection, config, log, learning)
+        decision = decide(request, spec, selection, config, log, learning)
     except SyscageError as exc:
         log.error("container refused", error=str(exc))
         return refuse(str(exc), tell, learning)
@@ -121,13 +121,19 @@ def read_request(request: CreateRequest, cid: str) -> tuple[Config, dict[str, An
     return config, spec, select(cid, spec_annotations(spec, cid))
 
 
-def decide(bundle: str, spec: dict[str, Any], selection: Selection, config: Config, log: Any,
+def decide(request: CreateRequest, spec: dict[str, Any], selection: Selection, config: Config, log: Any,
            learning: LearningCreate | None) -> Decision:
     """The modifiers for this spec: hooks an earlier run of this bundle left (runc users reuse bundle
-    directories) go first, then the mode's plan, then a learner's hooks for the spec as the plan leaves it."""
-    own = ownfilter.recall(bundle, spec)
+    directories) go first, then the mode's plan (with, under a profile, what `syscage denials` needs to find
+    the container), then a learner's hooks for the spec as the plan leaves it."""
+    own = ownfilter.recall(request.bundle, spec)
     plan = modifiers_for(selection, config, log, own, spec)
     modifiers = [drop_syscage_hooks, *plan.modifiers]
+    if plan.replaces_filter and selection.profile:  # enforce or complain under a profile: see its denials
+        from syscage.containernotes import note_modifiers
+
+        modifiers += note_modifiers(config, request.container_id or "?", selection.profile, selection.mode,
+                                    request.bundle, spec, request.runtime_root, log)
     if learning is not None:
         modifiers.append(learning.hooks(apply(spec, modifiers)))
     return Decision(modifiers, plan, own)

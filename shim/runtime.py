@@ -22,7 +22,7 @@ from syscage.standard import LOOP_GUARD
 MARKER = b"io.syscage.mode"
 # A bundle with either of these takes the slow path even without the annotation: hooks syscage-runtime
 # wrote on an earlier learning run (exactly as it writes them) must go now that syscage is off.
-SLOW_PATH_TAGS = (MARKER, b'"args": ["syscage-hook", ', b'"syscage-prestart-relay"')
+SLOW_PATH_TAGS = (MARKER, b'"args": ["syscage-hook", ', b'"syscage-prestart-relay"', b'"syscage-denials-note"')
 
 
 PROGRAM = "syscage-runtime"

@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_static_parser(sub)
     from syscage.install import add_install_parser
+    from syscage.opscli import add_parsers
+
+    add_parsers(sub, _example)
 
     add_install_parser(sub)
     _add_examples(parser)
@@ -247,8 +250,10 @@ def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
                          indent=2))
     else:
         print(f"syscage {__version__}, config {config.source or 'built-in defaults'}")
+        from syscage import output
+
         for check in checks:
-            print(check.line())
+            output.line(check.line())
     return 0 if result["ok"] else 1
 
 
@@ -279,7 +284,12 @@ def cmd_diff(config: Config, args: argparse.Namespace) -> int:
                       load_policy(args.b, store, config.always_allow, arch))
     except SyscageError as exc:
         return _bad_input(exc)
-    print(json.dumps(result, indent=2) if args.json else format_diff(result))
+    from syscage import output
+
+    if not args.json and output.fancy():
+        output.diff_tables(result)
+    else:
+        print(json.dumps(result, indent=2) if args.json else format_diff(result))
     return 1 if result["only_a"] or result["only_b"] or result["conditional"] else 0
 
 
@@ -323,11 +333,22 @@ def cmd_lint(config: Config, args: argparse.Namespace) -> int:
         print(json.dumps({"profile": args.name, "findings": findings}, indent=2))
     elif not findings:
         print(f"profile {args.name}: no findings ({len(profile['syscalls'])} syscalls)")
+    elif _fancy():
+        from syscage.output import lint_table
+
+        lint_table(args.name, findings)
     else:
         print(f"profile {args.name}: {len(findings)} finding(s)")
         for f in findings:
             print(f"  {f['syscall']:20} {f['rule']:31} {f['detail']}; {f['where']}")
     return 1 if findings else 0
+
+
+def _fancy() -> bool:
+    """A terminal, so tables and colour (rich); plain text otherwise (syscage.output)."""
+    from syscage.output import fancy
+
+    return fancy()
 
 
 def _store(config: Config):  # type: ignore[no-untyped-def]
@@ -364,6 +385,11 @@ def cmd_list(config: Config, args: argparse.Namespace) -> int:
         return 0
     if not rows:
         print(f"no profiles in {store.profiles}")
+        return 0
+    if _fancy():
+        from syscage.output import list_table
+
+        list_table(rows)
         return 0
     print(f"{'PROFILE':32} {'STATUS':10} {'SYSCALLS':>8} {'RUNS':>5} {'LEARNING':13}  UPDATED")
     for r in rows:
@@ -436,16 +462,29 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
               "workloads may need more like them): "
               + ", ".join(f"{name} ({seen}/{learning.runs})" for name, seen in learning.chance))
     chance = {name for name, _ in learning.chance}
-    print(f"syscalls ({len(profile['syscalls'])}):")
-    for name, entry in sorted(profile["syscalls"].items()):
-        flag = "  chance-dependent" if name in chance else ""
-        print(f"  {name:24} runs={entry['runs']:<4} seen={seen_runs(entry):<4} {','.join(entry['sources']):20} "
-              f"last={entry['last_seen']}{flag}")
+    if _fancy():
+        from syscage.output import syscalls_table
+
+        syscalls_table(profile, chance)
+    else:
+        print(f"syscalls ({len(profile['syscalls'])}):")
+        for name, entry in sorted(profile["syscalls"].items()):
+            flag = "  chance-dependent" if name in chance else ""
+            print(f"  {name:24} runs={entry['runs']:<4} seen={seen_runs(entry):<4} {','.join(entry['sources']):20} "
+                  f"last={entry['last_seen']}{flag}")
     _show_coverage(profile, config)
+    for added in profile.get("from_denials", [])[-5:]:
+        print(f"learned from denials at {added['at']}: {', '.join(added['syscalls']) or 'nothing new'} "
+              f"(containers {', '.join(added['containers']) or '?'})")
     if profile["unresolved_syscalls"]:
         print(f"unnamed syscall numbers (cannot be allowed): {', '.join(sorted(profile['unresolved_syscalls']))}")
     total = profile.get("runs_total", len(profile["runs"]))
     shown = f"the last {len(profile['runs'])} of {total}" if total > len(profile["runs"]) else str(total)
+    if _fancy():
+        from syscage.output import runs_table
+
+        runs_table(profile, f"runs ({shown})")
+        return 0
     print(f"runs ({shown}):")
     for run in profile["runs"]:
         state = "ok" if run["complete"] else "INCOMPLETE: " + "; ".join(run["problems"])

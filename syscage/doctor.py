@@ -200,6 +200,27 @@ def check_tracer(config: Config) -> Check:
                  required=False)
 
 
+def check_denials(config: Config, actions_logged: Path = Path("/proc/sys/kernel/seccomp/actions_logged")) -> Check:
+    """Will `syscage denials` see what enforce denies (the runtime passes SECCOMP_FILTER_FLAG_LOG on, and the
+    kernel logs errno actions) and what complain logs?"""
+    from syscage.logflag import supports_log_flag
+
+    try:
+        logged = set(actions_logged.read_text().split())
+    except OSError:
+        return Check("denials visible", False, f"cannot read {actions_logged}", required=False)
+    missing = [a for a in ("errno", "log") if a not in logged]
+    if missing:
+        return Check("denials visible", False, f"{actions_logged} lacks {' and '.join(missing)}: those denials "
+                     "leave no kernel record", f"echo the list with {' '.join(missing)} added into {actions_logged}",
+                     required=False)
+    flag, why = supports_log_flag(str(config.runtime_path), config.run_dir, write_cache=False)
+    if not flag:
+        return Check("denials visible", False, f"complain: yes; enforce: no, {why} (use complain mode or crun to "
+                     "see them)", required=False)
+    return Check("denials visible", True, f"complain and enforce ({why})", required=False)
+
+
 def run_checks(config: Config) -> list[Check]:
     mounts = _mounts()
     return [
@@ -215,6 +236,7 @@ def run_checks(config: Config) -> list[Check]:
         check_containerd(),
         check_store(config.store),
         check_tracer(config),
+        check_denials(config),
     ]
 
 

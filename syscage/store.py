@@ -337,6 +337,39 @@ class ProfileStore:
         finally:
             os.close(fd)
 
+    def add_denied(self, name: str, syscalls: dict[str, str], containers: list[str]) -> list[str]:
+        """Merge syscalls the kernel denied (or logged, in complain) into the profile, with source "denials"
+        (syscalls: name -> time of its newest record). Returns what was new; seccomp.never_allow is kept out
+        (the caller says so). Recorded in the profile's `from_denials` history."""
+        added: list[str] = []
+
+        def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
+            wanted = {n: t for n, t in syscalls.items() if n not in self.never_allow}
+            table = dict(current["syscalls"])
+            for syscall, when in sorted(wanted.items()):
+                entry = table.get(syscall)
+                if entry is None:
+                    added.append(syscall)
+                    table[syscall] = {"first_seen": when, "last_seen": when, "runs": 0, "sources": ["denials"]}
+                elif "denials" not in entry["sources"]:
+                    table[syscall] = {**entry, "sources": sorted([*entry["sources"], "denials"]),
+                                      "last_seen": max(entry["last_seen"], when)}
+            if table == current["syscalls"]:
+                return None
+            out = dict(current)
+            out["syscalls"] = table
+            out["from_denials"] = [*current.get("from_denials", []),
+                                   {"at": now, "syscalls": added, "containers": sorted(set(containers))}][-100:]
+            out["updated"] = now
+            out["revision"] = int(out.get("revision", 0)) + 1
+            return out
+
+        if self.read(name) is None:  # before locking, which would make its directory
+            raise SyscageError(f"no profile named {name}", "list profiles with `syscage list`")
+        with self.locked(name):
+            self._change(name, change, create=False)
+        return added
+
     # -- removing and pruning (syscage rm, syscage prune) ------------------------------------------
 
     def remove(self, name: str, live_instance: str | None = None) -> None:
