@@ -15,7 +15,7 @@ MANIFEST = $(LIBDIR)/installed-files
 COMMANDS := syscage syscage-hook syscage-tracer syscage-runtime containerd-shim-syscage-v2
 KERNEL := $(shell uname -r)
 APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd busybox-static crun apparmor \
-	libseccomp2 python3-venv strace gcc libc6-dev qemu-system-x86 linux-image-amd64
+	libseccomp2 python3-venv strace gcc libc6-dev qemu-system-x86 linux-image-amd64 redis-tools
 PYTEST_FLAGS ?= -q -ra
 
 .PHONY: all deps venv lane-venv test unit integration demo lint bench install uninstall clean
