@@ -12,7 +12,8 @@ LOGDIR ?= /var/log/syscage
 SYSTEMDDIR ?= /etc/systemd/system
 LIBDIR = $(PREFIX)/lib/syscage
 MANIFEST = $(LIBDIR)/installed-files
-COMMANDS := syscage syscage-hook syscage-tracer syscage-runtime containerd-shim-syscage-v2
+COMMANDS := syscage syscage-hook syscage-tracer syscage-runtime containerd-shim-syscage-v2 syscage-runtime-py \
+	containerd-shim-syscage-v2-py
 KERNEL := $(shell uname -r)
 APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd busybox-static crun apparmor \
 	libseccomp2 python3-venv strace gcc libc6-dev qemu-system-x86 linux-image-amd64 redis-tools
