@@ -52,6 +52,8 @@ int main(int argc, char **argv) {
         python();
     exe[len] = '\0';
     slash = strrchr(exe, '/');
+    if (!slash)
+        python();
     *slash = '\0';
     if (snprintf(wrapper, sizeof wrapper, "%s/syscage-runtime", exe) >= (int)sizeof wrapper ||
         snprintf(dir, sizeof dir, "%s/shim-path", k.run_dir) >= (int)sizeof dir ||
