@@ -12,10 +12,11 @@ LOGDIR ?= /var/log/syscage
 SYSTEMDDIR ?= /etc/systemd/system
 LIBDIR = $(PREFIX)/lib/syscage
 MANIFEST = $(LIBDIR)/installed-files
-COMMANDS := syscage syscage-hook syscage-tracer syscage-runtime containerd-shim-syscage-v2
+COMMANDS := syscage syscage-hook syscage-tracer syscage-runtime containerd-shim-syscage-v2 syscage-runtime-py \
+	containerd-shim-syscage-v2-py
 KERNEL := $(shell uname -r)
 APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd busybox-static crun apparmor \
-	libseccomp2 python3-venv strace gcc libc6-dev qemu-system-x86 linux-image-amd64 chromium
+	libseccomp2 python3-venv strace gcc libc6-dev qemu-system-x86 linux-image-amd64 chromium redis-tools
 PYTEST_FLAGS ?= -q -ra
 
 .PHONY: all deps venv lane-venv test unit integration demo lint bench install uninstall clean
@@ -38,9 +39,12 @@ deps:
 	fi
 	@mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
 
-## venv: virtualenv that sees Debian's bcc, with syscage installed editable
+LAUNCHER_SOURCES := setup.py shim/launcher.h shim/launcher.c shim/shim_launcher.c shim/launcher_build.py
+
+## venv: virtualenv that sees Debian's bcc, with syscage installed editable (the install compiles the C
+## launchers, `syscage-runtime` and `containerd-shim-syscage-v2`: see setup.py)
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LAUNCHER_SOURCES)
 	$(PYTHON_SYSTEM) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
@@ -65,6 +69,9 @@ integration: deps venv lane-venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	@# the C launchers: warnings are errors here
+	@for c in shim/launcher.c shim/shim_launcher.c; do \
+		gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Wshadow -Wconversion -Werror -fsyntax-only $$c || exit 1; done
 
 ## demo: learn a profile for a busybox container, then enforce it
 demo: deps venv

@@ -269,6 +269,9 @@ class Bench:
     def warm_tracer(self) -> None:
         if self.tracer_pid() is None:
             self.run(self.bundle(["true"], "learn", "bench-warmup"))
+        deadline = time.monotonic() + 180  # on a loaded host the BPF compile outlasts the hook's start_timeout
+        while self.tracer_pid() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
         if self.tracer_pid() is None:
             raise BenchError(f"no tracer after a learning run: see {self.root / 'syscage.log'}")
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent))  # `bench` and `integration` are not instal
 
 # Run order: cheap, tracer-warm figures first; the ones that stop the tracer or need a fleet later.
 NAMES = ("start-warm", "start-cold", "ready", "wrapper", "merge", "imports", "dd", "host", "memory", "containerd",
-         "strace")
+         "server", "strace")
 
 
 def main() -> int:
@@ -47,7 +47,7 @@ def main() -> int:
 
 
 def run(selected: list[str], quick: bool, keep: bool, output: Path, editable: bool = False) -> int:
-    from bench import hookcost, lifecycle, overhead
+    from bench import bench_server, hookcost, lifecycle, overhead
     from bench.harness import Bench, Figure, other_tracers
 
     with_memory = "memory" in selected
@@ -57,7 +57,7 @@ def run(selected: list[str], quick: bool, keep: bool, output: Path, editable: bo
         "dd": overhead.dd_in_container,
         "host": lambda b: overhead.fleet(b, host=True, memory=with_memory),
         "memory": lambda b: overhead.fleet(b, host=False, memory=True),
-        "containerd": lifecycle.containerd, "strace": overhead.strace,
+        "containerd": lifecycle.containerd, "server": bench_server.server, "strace": overhead.strace,
     }
     if "host" in selected:
         selected = [n for n in selected if n != "memory"]  # one fleet serves both

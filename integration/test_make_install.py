@@ -6,7 +6,8 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ["syscage", "syscage-hook", "syscage-tracer", "syscage-runtime", "containerd-shim-syscage-v2"]
+COMMANDS = ["syscage", "syscage-hook", "syscage-tracer", "syscage-runtime", "containerd-shim-syscage-v2",
+            "syscage-runtime-py", "containerd-shim-syscage-v2-py"]
 
 
 def make(target: str, tmp: Path) -> subprocess.CompletedProcess[str]:
@@ -25,6 +26,13 @@ def test_install_then_uninstall(tmp_path: Path) -> None:
     help_text = subprocess.run([tmp_path / "usr" / "bin" / "syscage", "--help"], capture_output=True, text=True,
                                check=True).stdout
     assert "profiles/NAME/seccomp.json" in help_text
+    # The commands containerd and runc users call are the compiled launchers; through the /usr/local/bin link, a
+    # call they hand to Python (a global option they do not read) reaches the Python entry and then runc.
+    for launcher in ("syscage-runtime", "containerd-shim-syscage-v2"):
+        assert (tmp_path / "usr" / "bin" / launcher).read_bytes()[:4] == b"\x7fELF"
+    version = subprocess.run([tmp_path / "usr" / "bin" / "syscage-runtime", "--version"], capture_output=True,
+                             text=True, check=False, env={"SYSCAGE_CONFIG": str(tmp_path / "none.toml")})
+    assert version.returncode == 0 and version.stdout.startswith("runc version"), version
     config = tmp_path / "etc" / "syscage" / "config.toml"
     assert config.read_text() == (REPO / "config" / "config.toml").read_text()
     assert (tmp_path / "systemd" / "syscage-tracer.service").exists()
