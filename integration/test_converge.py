@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.conftest import Env, write_config
+from integration.env import Env, write_config
 from integration.test_wrapper_runc import WRAPPER, _stop_tracer_of, call
 
 # The operator left restart_syscall out of seccomp.always_allow: it stays allowed all the same.

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from integration.conftest import Env, write_config
+from integration.env import Env, write_config
 from integration.test_wrapper_runc import WRAPPER
 from syscage.dockerdefault import ALLOWED as DOCKER_ALLOWED
 from syscage.syscalls import syscall_number

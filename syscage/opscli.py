@@ -114,7 +114,7 @@ def _add(config: Config, name: str, records: list[Any], notes: list[str], as_jso
     for r in records:
         if r.kind == "seccomp" and r.syscall in names:
             newest[r.syscall] = max(newest.get(r.syscall, ""), d.iso(r.time))
-    store = ProfileStore.of(config)
+    store = ProfileStore.from_config(config)
     withheld = sorted(set(names) & set(config.never_allow))
     added = store.add_denied(name, newest, [r.container_id for r in records if r.container_id]) if newest else []
     if as_json:
@@ -174,7 +174,7 @@ def cmd_report(config: Config, args: argparse.Namespace) -> int:
     from syscage.report import build_report
     from syscage.store import ProfileStore
 
-    store = ProfileStore.of(config)
+    store = ProfileStore.from_config(config)
     profile = store.read(args.name)
     if profile is None:
         raise SyscageError(f"no profile named {args.name}", "list profiles with `syscage list`")

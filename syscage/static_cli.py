@@ -47,7 +47,7 @@ def cmd_static(config: Config, args: argparse.Namespace) -> int:
         raise SyscageError(f"rootfs {rootfs} is not a directory", "give the container's root file system")
     if not programs:
         raise SyscageError("no program to analyse", "name the programs that run in the container")
-    store = ProfileStore.of(config)
+    store = ProfileStore.from_config(config)
     if store.read(args.name) is None:
         raise SyscageError(f"no profile named {args.name}", "learn it first; list profiles with `syscage list`")
     try:
