@@ -25,7 +25,8 @@ static void python(void) { to_python(SELF, "syscage-runtime-py", g_argv); }
 
 /* Everything that makes runtime.py take its slow path, or more: its SLOW_PATH_TAGS, with "io.syscage.mode"
  * widened to any "io.syscage." key. */
-static const char *const TAGS[] = {"io.syscage.", "\"args\": [\"syscage-hook\", ", "\"syscage-prestart-relay\""};
+static const char *const TAGS[] = {"io.syscage.", "\"args\": [\"syscage-hook\", ", "\"syscage-prestart-relay\"",
+                                   "\"syscage-denials-note\""};
 
 static int names(const char *arg, const char *const *list, size_t count, size_t len) {
     for (size_t i = 0; i < count; i++)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from syscage.arch import all_arches
-from syscage.containernotes import NOTE_TAG  # args[3] of the hook that notes an enforced container's pid
+from syscage.names import NOTE_TAG
 
 Spec = dict[str, Any]
 Modifier = Callable[[Spec], Spec]

@@ -24,9 +24,11 @@ import os
 import time
 from typing import Any
 
+from syscage.names import NOTE_TAG
+
 NOTES_DIR = "containers"
 PID_CACHE = "pids.json"
-NOTE_TAG = "syscage-denials-note"  # args[3] of the hook entry: sh -c SCRIPT TAG STATE_FILE
+# NOTE_TAG (syscage.names) is args[3] of the hook entry: sh -c SCRIPT TAG STATE_FILE
 SHELL = "/bin/sh"
 # $1: where the state goes. A bundle reused after its notes directory went (a reboot) does nothing; a note
 # that cannot be written never fails the container (the runtime's state is read whole either way).

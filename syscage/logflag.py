@@ -59,7 +59,7 @@ def supports_log_flag(runtime: str, run_dir: str | os.PathLike[str], write_cache
 
 
 def _run(runtime: str, *args: str) -> tuple[int, str]:
-    from syscage.shim.guard import LOOP_GUARD
+    from syscage.standard import LOOP_GUARD
 
     try:
         done = subprocess.run([runtime, *args], capture_output=True, text=True, timeout=10, check=False,

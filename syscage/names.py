@@ -11,6 +11,7 @@ PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 ANNOTATION_MODE = "io.syscage.mode"
+NOTE_TAG = "syscage-denials-note"  # args[3] of the prestart hook that notes an enforced container's pid
 ANNOTATION_PROFILE = "io.syscage.profile"
 MODES = ("off", "learn", "enforce", "complain")
 LEARNING_MODES = ("learn", "complain")  # the modes the tracer watches

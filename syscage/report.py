@@ -41,7 +41,7 @@ def convergence(profile: dict[str, Any]) -> list[dict[str, Any]]:
     syscalls first seen before the oldest kept run are the starting total."""
     runs = sorted(profile.get("runs", []), key=lambda r: r.get("stopped", ""))
     first = Counter(e["first_seen"] for e in profile["syscalls"].values()
-                    if set(e.get("sources", [])) - {"floor", "denials"})
+                    if set(e.get("sources", [])) - {"floor", "kernel", "denials"})
     if not runs:
         return []
     start = sum(n for when, n in first.items() if when < runs[0].get("stopped", ""))

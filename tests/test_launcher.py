@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from syscage import configcache
+from syscage.markers import marker_path
 from syscage.shim import fastconfig, runtime
 from syscage.shim.argv import Unparsable, find_operand, parse_create, parse_global
 from syscage.shim.launcher_build import build
-from syscage.shim.markers import marker_path
 from tests.test_properties_argv import CRUN_GLOBAL_TOKENS, CRUN_TOKENS, RUNC_GLOBAL_TOKENS, RUNC_TOKENS, VALUES
 
 RECORDER = """#!/bin/sh
