@@ -29,7 +29,8 @@ def test_convergence_counts_what_each_run_added(tmp_path: Path) -> None:
     points = convergence(profile)
     # Run 1 saw 40 syscalls; `exit`, on the floor since run 1 and observed by run 3, counts from run 1 too.
     assert [(p["run"], p["new"], p["total"]) for p in points] == [(1, 41, 41), (2, 15, 56), (3, 14, 70)]
-    assert points[-1]["total"] == len([e for e in profile["syscalls"].values() if set(e["sources"]) - {"floor", "kernel"}])
+    learned = [e for e in profile["syscalls"].values() if set(e["sources"]) - {"floor", "kernel"}]
+    assert points[-1]["total"] == len(learned)
 
 
 def test_untrusted_text_is_escaped(tmp_path: Path) -> None:
