@@ -356,19 +356,19 @@ class ProfileStore:
                                       "last_seen": max(entry["last_seen"], when)}
             if table == current["syscalls"]:
                 return None
-            out = dict(current)
-            out["syscalls"] = table
-            out["from_denials"] = [*current.get("from_denials", []),
-                                   {"at": now, "syscalls": added, "containers": sorted(set(containers))}][-100:]
-            out["updated"] = now
-            out["revision"] = int(out.get("revision", 0)) + 1
-            return out
+            history = {"at": now, "syscalls": added, "containers": sorted(set(containers))}
+            return _revised(current, now, syscalls=table,
+                            from_denials=[*current.get("from_denials", []), history][-100:])
 
+        self._edit(name, change)
+        return added
+
+    def _edit(self, name: str, change: Any) -> None:
+        """Change an existing profile under its lock (self._change), or say there is none."""
         if self.read(name) is None:  # before locking, which would make its directory
             raise SyscageError(f"no profile named {name}", "list profiles with `syscage list`")
         with self.locked(name):
             self._change(name, change, create=False)
-        return added
 
     # -- removing and pruning (syscage rm, syscage prune) ------------------------------------------
 
@@ -414,18 +414,17 @@ class ProfileStore:
                                   and not {"floor", "runtime-base", "kernel"} & set(e["sources"])))
             if dry_run or not dropped:
                 return None
-            out = dict(current)
-            out["syscalls"] = {n: e for n, e in current["syscalls"].items() if n not in dropped}
-            out["pruned"] = [*current.get("pruned", []), {"at": now, "last_seen_before": cutoff, "syscalls": dropped}]
-            out["updated"] = now
-            out["revision"] = int(out.get("revision", 0)) + 1
-            return out
+            return _revised(current, now, syscalls={n: e for n, e in current["syscalls"].items() if n not in dropped},
+                            pruned=[*current.get("pruned", []),
+                                    {"at": now, "last_seen_before": cutoff, "syscalls": dropped}])
 
-        if self.read(name) is None:  # before locking, which would make its directory
-            raise SyscageError(f"no profile named {name}", "list profiles with `syscage list`")
-        with self.locked(name):
-            self._change(name, change, create=False)
+        self._edit(name, change)
         return dropped
+
+
+def _revised(current: dict[str, Any], now: str, **fields: Any) -> dict[str, Any]:
+    """A copy of the profile with `fields` replaced, stamped as the next revision."""
+    return {**current, **fields, "updated": now, "revision": int(current.get("revision", 0)) + 1}
 
 
 def _pending_in(directory: Path, noted: bool) -> list[dict[str, Any]]:
