@@ -194,7 +194,7 @@ class SyscallRecorder:
         for family in range(NR_FAMILIES):
             self.sockets[ctypes.c_uint32(slot * NR_FAMILIES + family)] = ctypes.c_uint64(0)
         self.caps[ctypes.c_uint32(slot)] = ctypes.c_uint64(0)
-        self._forget_paths(slot)
+        # Its paths were forgotten when it was released (remove): no map walk on a container's start path.
 
     def close(self) -> None:
         self.bpf.cleanup()

@@ -84,8 +84,11 @@ def test_learning_records_capabilities_sockets_and_files(learned: dict[str, dict
     for profile in (a, b):
         text = render_checked(profile)
         assert "  capability,\n" not in text and "  network,\n" not in text and "  file,\n" in text
-    print(f"\nlearned A: {len(a['files'])} files, {len(a['network'])} network, {len(a['capabilities'])} capability;"
-          f" B: {len(b['files'])} files, {len(b['network'])} network, {len(b['capabilities'])} capability")
+    for label, p in (("A", a), ("B", b)):
+        execs = sorted(f for f, e in p["files"].items() if "x" in e["access"])
+        lost = {k: v for k, v in p["runs"][0]["counters"].items() if k.startswith(("paths_", "sockets_", "caps_"))}
+        print(f"\nlearned {label}: {len(p['files'])} files ({len(execs)} exec: {execs}),"
+              f" network {sorted(p['network'])}, capabilities {sorted(p['capabilities'])}, lost {lost}")
 
 
 def test_enforced_workload_succeeds_and_the_rest_is_denied_by_apparmor(env: Env,
