@@ -24,7 +24,9 @@ def test_real_kernel_lane(tmp_path: Path) -> None:
                f"--junitxml={junit} integration/realkernel > {results}/pytest.log 2>&1; "
                f"echo $? > {results}/rc")
     try:
-        run = run_in_guest(command, results, cwd=CHECKOUT)
+        # The AppArmor learning tests start the tracer once in the guest: its BPF compile takes from about half
+        # a minute (idle) to five minutes (a loaded host) under emulation.
+        run = run_in_guest(command, results, timeout=1500, cwd=CHECKOUT)
     except LaneUnavailable as exc:
         pytest.fail(f"real-kernel lane cannot boot: {exc}")
     log = (results / "pytest.log").read_text() if (results / "pytest.log").exists() else ""
