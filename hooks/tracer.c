@@ -25,22 +25,14 @@
 // cannot be recorded (a relative or dirfd-relative path, a path at the length limit, an unreadable
 // path, a full table) is counted, and user space marks the run's files as not traced.
 //
-// Constants MAX_SLOTS, PID_TABLE, MAX_OVERFLOW, NR_WORDS, NR_PRCTL, NR_SECCOMP,
-// NR_EXECVE, NR_EXECVEAT, SC_* (the syscalls AppArmor learning reads), PATH_LEN,
-// PATHS_PER_SLOT, MAX_PATHS, NR_FAMILIES and the counter indexes come from hooks/tracer_bpf.py.
+// Every constant user space shares (map sizes, MODE_*, SET_*, NR_SETS, PATH_ACC_*, NR_* and SC_*
+// syscall numbers, CNT_* counter indexes, ...) comes from hooks/tracer_bpf.py (bpf_cflags) as -D flags.
 
-#include <linux/ptrace.h>
-
-#define MODE_SECCOMP 1   // arm a thread when it loads a seccomp filter
-#define MODE_EXEC    2   // no filter in the spec: arm at the workload's first exec
+// asm/ptrace.h, not linux/ptrace.h: the latter pulls in the scheduler's headers, and parsing them was
+// most of the compile (seconds on a host, minutes under emulation). Only struct pt_regs is needed.
+#include <asm/ptrace.h>
 
 #define ARMED_EXECED 1   // the armed thread has completed an execve
-
-#define SET_ALL      0   // bitmap of every (native) syscall seen after cut-over
-#define SET_PRE_EXEC 1   // subset seen before the workload's execve
-#define SET_I386     2   // i386 syscalls (int 0x80, or a 32-bit process), by their i386 number
-#define SET_X32      3   // x32 syscalls, by their number without __X32_SYSCALL_BIT
-#define NR_SETS      4
 
 #define USER32_CS       0x23        // __USER32_CS: the code segment of 32-bit user code
 #define X32_SYSCALL_BIT 0x40000000  // set in the number of an x32 syscall
@@ -59,12 +51,6 @@
 #ifndef SECCOMP_MODE_FILTER
 #define SECCOMP_MODE_FILTER 2
 #endif
-
-#define PATH_ACC_R 1   // read
-#define PATH_ACC_W 2   // write (O_WRONLY, O_RDWR, O_TRUNC)
-#define PATH_ACC_A 4   // append
-#define PATH_ACC_C 8   // create
-#define PATH_ACC_X 16  // exec
 
 #define AT_FDCWD_ -100
 #define O_ACCMODE_ 3

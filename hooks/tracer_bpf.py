@@ -35,8 +35,10 @@ PATH_LOSSES = ("paths_unresolved", "paths_truncated", "paths_fault", "paths_drop
 PATH_LEN = 256          # bytes of a path, its NUL included; a longer one is counted as truncated
 PATHS_PER_SLOT = 4096   # distinct paths one container may record
 NR_FAMILIES = 48        # address families 0..47 (AF_MAX is 46 in 6.x)
-# Access bits the BPF program sets -> profile.json's access kinds (syscage.apparmor).
-PATH_ACCESS = ((1, "r"), (2, "w"), (4, "a"), (8, "c"), (16, "x"))
+# Access bits the BPF program sets: read, write (O_WRONLY, O_RDWR, O_TRUNC), append, create, exec.
+PATH_ACC = {"R": 1, "W": 2, "A": 4, "C": 8, "X": 16}
+# The same bits -> profile.json's access kinds (syscage.apparmor).
+PATH_ACCESS = tuple((bit, name.lower()) for name, bit in PATH_ACC.items())
 # SOCK_* numbers -> AppArmor's socket type names.
 SOCK_TYPES = {1: "stream", 2: "dgram", 3: "raw", 4: "rdm", 5: "seqpacket", 10: "packet"}
 # Syscalls whose arguments are read for AppArmor learning.
@@ -60,6 +62,22 @@ class SlotReport:
     capabilities_traced: bool
 
 
+def bpf_cflags(max_slots: int, max_threads: int, pid_table: int, group_dead: bool) -> list[str]:
+    """Every constant tracer.c shares with this module, as -D flags: one source for both sides."""
+    defines = {
+        "MAX_SLOTS": max_slots, "PID_TABLE": pid_table, "MAX_OVERFLOW": max_threads, "NR_WORDS": NR_WORDS,
+        "NR_SETS": NR_SETS, "SET_ALL": SET_ALL, "SET_PRE_EXEC": SET_PRE_EXEC, "SET_I386": SET_I386,
+        "SET_X32": SET_X32, "MODE_SECCOMP": MODE_SECCOMP, "MODE_EXEC": MODE_EXEC, "NR_COUNTERS": len(COUNTERS),
+        "PATH_LEN": PATH_LEN, "PATHS_PER_SLOT": PATHS_PER_SLOT, "MAX_PATHS": max_slots * 256,
+        "NR_FAMILIES": NR_FAMILIES,
+    }
+    defines |= {f"PATH_ACC_{name}": bit for name, bit in PATH_ACC.items()}
+    defines |= {f"NR_{name.upper()}": syscall_number(name) for name in ("prctl", "seccomp", "execve", "execveat")}
+    defines |= {f"SC_{name.upper()}": syscall_number(name) for name in MEDIATED}
+    defines |= {f"CNT_{name.upper()}": i for i, name in enumerate(COUNTERS)}
+    return [f"-D{name}={value}" for name, value in defines.items()] + (["-DHAVE_GROUP_DEAD"] if group_dead else [])
+
+
 def path_access(bits: int) -> list[str]:
     return [kind for bit, kind in PATH_ACCESS if bits & bit]
 
@@ -74,20 +92,8 @@ class SyscallRecorder:
     def __init__(self, max_slots: int, max_threads: int) -> None:
         from bcc import BPF  # heavy (LLVM): only the tracer process imports it
 
-        cflags = [
-            f"-DMAX_SLOTS={max_slots}",
-            f"-DPID_TABLE={pid_max()}",
-            f"-DMAX_OVERFLOW={max_threads}",
-            f"-DNR_WORDS={NR_WORDS}",
-            f"-DNR_COUNTERS={len(COUNTERS)}",
-            f"-DPATH_LEN={PATH_LEN}",
-            f"-DPATHS_PER_SLOT={PATHS_PER_SLOT}",
-            f"-DMAX_PATHS={max_slots * 256}",
-            f"-DNR_FAMILIES={NR_FAMILIES}",
-        ] + (["-DHAVE_GROUP_DEAD"] if tracepoint_has_field("sched/sched_process_exit", "group_dead") else []) \
-          + [f"-DNR_{name.upper()}={syscall_number(name)}" for name in ("prctl", "seccomp", "execve", "execveat")] \
-          + [f"-DSC_{name.upper()}={syscall_number(name)}" for name in MEDIATED] \
-          + [f"-DCNT_{name.upper()}={i}" for i, name in enumerate(COUNTERS)]
+        cflags = bpf_cflags(max_slots, max_threads, pid_max(),
+                            tracepoint_has_field("sched/sched_process_exit", "group_dead"))
         self.max_slots = max_slots
         self.bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
         self.watch = self.bpf["watch"]
