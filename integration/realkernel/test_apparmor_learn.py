@@ -1,8 +1,9 @@
 """Learning what AppArmor mediates, in a kernel with AppArmor and kprobes, then enforcing it.
 
-Runs inside the guest only (see integration/guest.py). One learning pass for the module (the tracer's
-BPF compile costs about 20 s under emulation): container A runs the workload while container B, learning
-another profile at the same time, creates a raw socket (CAP_NET_RAW). Then A's profile is enforced through
+Runs inside the guest only (see integration/guest.py). One learning pass for the module (the tracer's start
+under emulation, loading bcc's libraries over 9p and the BPF compile, takes minutes on a loaded host):
+container A runs the workload while container B, learning another profile at the same time, creates a raw
+socket (CAP_NET_RAW). Then A's profile is enforced through
 syscage-runtime: the workload still succeeds, and what A never did is denied by AppArmor (the same command
 succeeds in the same container without syscage, and the syscall is one A made, so seccomp allows it).
 Files are recorded but not yet trusted (README: what learning does not see yet), so `file,` is rendered.
