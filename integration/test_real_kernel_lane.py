@@ -57,5 +57,10 @@ def _captured(junit: Path) -> str:
         root = ET.parse(junit).getroot()
     except (OSError, ET.ParseError):
         return ""
-    return "\n".join(f"{case.get('name')}: {out.text.strip()}" for case in root.iter("testcase")
-                     for out in case.iter("system-out") if out.text and out.text.strip())
+    printed = []
+    for case in root.iter("testcase"):
+        for out in case.iter("system-out"):
+            lines = [line for line in (out.text or "").splitlines() if line.strip() and "Captured Out" not in line]
+            if lines:
+                printed.append(f"{case.get('name')}:\n" + "\n".join(lines))
+    return "\n".join(printed)
