@@ -32,6 +32,7 @@ class GuestRun:
     returncode: int
     output: str
     seconds: float
+    started: float  # wall-clock time (time.time) when qemu was started
 
 
 def guest_kernel() -> str:
@@ -72,14 +73,14 @@ def run_in_guest(command: str, results: Path, timeout: float = 600, cwd: Path | 
     env["PATH"] = f"{Path(vng).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     args = [vng, "-r", kernel, "--disable-kvm", "--force-9p", "-m", BOOT_MEMORY, "--cpus", str(os.cpu_count() or 2),
             "--rwdir", str(results), "--exec", inner]
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env,
                               stdin=subprocess.DEVNULL, check=False)
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         raise LaneUnavailable(f"the guest did not finish within {timeout:.0f} s; its output:\n{out[-4000:]}") from None
-    return GuestRun(done.returncode, done.stdout + done.stderr, round(time.monotonic() - started, 1))
+    return GuestRun(done.returncode, done.stdout + done.stderr, round(time.monotonic() - started, 1), wall)
 
 
 def _version_key(path: str) -> list[int | str]:

@@ -58,6 +58,14 @@ class Observation:
     # The spec's process.noNewPrivileges: runc loads the filter at a different point with and without it,
     # so a profile covers only the values its runs had (None: not known, e.g. an untraced run).
     no_new_privileges: bool | None = None
+    # AppArmor sections (syscage.apparmor): path -> access kinds, "FAMILY TYPE", capability names; each
+    # *_traced says whether the run recorded that kind completely.
+    files: dict[str, list[str]] = field(default_factory=dict)
+    network: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)
+    files_traced: bool = False
+    network_traced: bool = False
+    capabilities_traced: bool = False
 
     @property
     def complete(self) -> bool:
@@ -104,8 +112,9 @@ def merge(profile: dict[str, Any], obs: Observation, now: str, floor: tuple[str,
         _note(out["syscalls"], name, source, obs.stopped, seen=name in observed)
     for nr in obs.unresolved:
         _note(out["unresolved_syscalls"], str(nr), SOURCE_OBSERVED, obs.stopped)
+    _merge_apparmor(out, obs)
     run = asdict(obs)
-    for bulky in ("syscalls", "unresolved", "runtime_base"):
+    for bulky in ("syscalls", "unresolved", "runtime_base", "files", "network", "capabilities"):
         del run[bulky]
     run["complete"] = obs.complete
     run["syscall_count"] = len(observed)
@@ -155,3 +164,29 @@ def _note(table: dict[str, Any], key: str, source: str, when: str, seen: bool | 
     entry["runs"] += 1
     if source not in entry["sources"]:
         entry["sources"] = sorted([*entry["sources"], source])
+
+
+APPARMOR_KINDS = ("files", "network", "capabilities")
+
+
+def _merge_apparmor(out: dict[str, Any], obs: Observation) -> None:
+    """Union the AppArmor sections; AND the *_traced flags over every run (the first run sets them: a
+    profile merged before these sections existed has runs and no flags, and stays untraced)."""
+    first = not out["runs"] and not int(out.get("runs_total", 0))
+    for kind in APPARMOR_KINDS:
+        flag = f"{kind}_traced"
+        out[flag] = bool(getattr(obs, flag)) and (first or bool(out.get(flag, False)))
+        table = out[kind] = dict(out.get(kind, {}))
+        items = obs.files.items() if kind == "files" else ((k, None) for k in getattr(obs, kind))
+        for key, access in items:
+            entry = table.get(key)
+            if entry is None:
+                entry = {"first_run": obs.container_id, "first_seen": obs.stopped, "runs": 0}
+            else:
+                entry = dict(entry)
+                if (obs.stopped, obs.container_id) < (entry["first_seen"], entry["first_run"]):
+                    entry["first_run"], entry["first_seen"] = obs.container_id, obs.stopped
+            entry["runs"] += 1
+            if access is not None:
+                entry["access"] = sorted(set(entry.get("access", [])) | set(access), key="rwacdlkxm".index)
+            table[key] = entry

@@ -27,6 +27,10 @@ class Report(NamedTuple):
     pre_exec: list[int]
     counters: dict[str, int]
     compat: dict[str, list[int]] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
+    files: dict[bytes, list[str]] = {}  # noqa: RUF012
+    sockets: list[tuple[int, int]] = []  # noqa: RUF012
+    capabilities: list[int] = []  # noqa: RUF012
+    capabilities_traced: bool = False
 
 
 class FakeRecorder:

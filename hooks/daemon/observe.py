@@ -44,7 +44,50 @@ def observation_from_report(container_id: str, report: dict[str, Any], runtime: 
     if counters.get("nr_out_of_range"):
         obs.problems.append(f"{counters['nr_out_of_range']} syscalls had numbers beyond the tracer's table")
     obs.problems.extend(compat_problems(counters, report.get("compat", {})))
+    apparmor_observation(obs, report, counters)
     return obs
+
+
+# AppArmor's names, indexed by address family number (AF_UNIX = 1 ... AF_XDP = 43) and capability number.
+# AF_DECnet (12) has no AppArmor name the renderer accepts: "-" keeps the numbering.
+_FAMILIES = ("unix inet ax25 ipx appletalk netrom bridge atmpvc x25 inet6 rose - netbeui security key netlink "
+             "packet ash econet atmsvc rds sna irda pppox wanpipe llc ib mpls can tipc bluetooth iucv rxrpc "
+             "isdn phonet ieee802154 caif alg nfc vsock kcm qipcrtr smc xdp")
+FAMILY_NAMES = tuple(_FAMILIES.split())
+SOCK_TYPE_NAMES = {1: "stream", 2: "dgram", 3: "raw", 4: "rdm", 5: "seqpacket", 10: "packet"}
+_CAPABILITIES = (
+    "chown dac_override dac_read_search fowner fsetid kill setgid setuid setpcap linux_immutable net_bind_service "
+    "net_broadcast net_admin net_raw ipc_lock ipc_owner sys_module sys_rawio sys_chroot sys_ptrace sys_pacct "
+    "sys_admin sys_boot sys_nice sys_resource sys_time sys_tty_config mknod lease audit_write audit_control "
+    "setfcap mac_override mac_admin syslog wake_alarm block_suspend audit_read perfmon bpf checkpoint_restore")
+CAPABILITY_NAMES = tuple(_CAPABILITIES.split())
+# What the tracer does not learn yet; while any of it is missing, files are recorded but not trusted.
+FILES_NOT_LEARNED = ("relative and dirfd-relative paths, unlink, rename, link, mkdir, rmdir, flock, "
+                     "mmap(PROT_EXEC) and symlink resolution")
+
+
+def apparmor_observation(obs: Observation, report: dict[str, Any], counters: dict[str, int]) -> None:
+    """The run's AppArmor sections. What was lost never reaches a trusted section: the section's *_traced
+    flag is false for the run (the syscall profile stays complete: seccomp does not depend on it)."""
+    if "files" not in report:  # a report from a tracer that did not learn them
+        return
+    obs.files = {path: sorted(kinds, key="rwacdlkxm".index) for path, kinds in report["files"].items()}
+    # Files are recorded but never traced as a whole yet: what is not learned (FILES_NOT_LEARNED) would be
+    # denied under enforce. The renderer keeps `file,` for them.
+    obs.files_traced = False
+    network, lost = set(), 0
+    for family, kind in report.get("sockets", []):
+        name = FAMILY_NAMES[family - 1] if 1 <= family <= len(FAMILY_NAMES) else "-"
+        if name == "-" or kind not in SOCK_TYPE_NAMES:
+            lost += 1
+            continue
+        network.add(f"{name} {SOCK_TYPE_NAMES[kind]}")
+    obs.network = sorted(network)
+    obs.network_traced = not lost and not counters.get("sockets_out_of_range")
+    if report.get("capabilities_traced"):
+        caps = report.get("capabilities", [])
+        obs.capabilities = sorted(CAPABILITY_NAMES[c] for c in caps if 0 <= c < len(CAPABILITY_NAMES))
+        obs.capabilities_traced = len(obs.capabilities) == len(caps) and not counters.get("caps_out_of_range")
 
 
 # Compat ABI -> (counter, how its syscalls are made), as the tracer reports them.

@@ -17,21 +17,22 @@
 // flag, so sys_enter is the only syscall tracepoint used: filter loads and
 // execs are recognised there, and exec success comes from sched_process_exec.
 //
-// Constants MAX_SLOTS, PID_TABLE, MAX_OVERFLOW, NR_WORDS, NR_PRCTL, NR_SECCOMP,
-// NR_EXECVE, NR_EXECVEAT and the counter indexes come from hooks/tracer_bpf.py.
+// AppArmor learning (only for armed threads, only in the few syscalls that name a file or create a
+// socket, so the cost of every other syscall is unchanged): absolute paths given to open, openat,
+// openat2, creat, execve and execveat go into a bounded hash keyed by (slot, path) with the access
+// kinds derived from the open flags; socket and socketpair set a (family, type) bit per slot; a
+// kprobe on cap_capable, where the kernel has kprobes, sets a capability bit per slot. Anything that
+// cannot be recorded (a relative or dirfd-relative path, a path at the length limit, an unreadable
+// path, a full table) is counted, and user space marks the run's files as not traced.
+//
+// Every constant user space shares (map sizes, MODE_*, SET_*, NR_SETS, PATH_ACC_*, NR_* and SC_*
+// syscall numbers, CNT_* counter indexes, ...) comes from hooks/tracer_bpf.py (bpf_cflags) as -D flags.
 
-#include <linux/ptrace.h>
-
-#define MODE_SECCOMP 1   // arm a thread when it loads a seccomp filter
-#define MODE_EXEC    2   // no filter in the spec: arm at the workload's first exec
+// asm/ptrace.h, not linux/ptrace.h: the latter pulls in the scheduler's headers, and parsing them was
+// most of the compile (seconds on a host, minutes under emulation). Only struct pt_regs is needed.
+#include <asm/ptrace.h>
 
 #define ARMED_EXECED 1   // the armed thread has completed an execve
-
-#define SET_ALL      0   // bitmap of every (native) syscall seen after cut-over
-#define SET_PRE_EXEC 1   // subset seen before the workload's execve
-#define SET_I386     2   // i386 syscalls (int 0x80, or a 32-bit process), by their i386 number
-#define SET_X32      3   // x32 syscalls, by their number without __X32_SYSCALL_BIT
-#define NR_SETS      4
 
 #define USER32_CS       0x23        // __USER32_CS: the code segment of 32-bit user code
 #define X32_SYSCALL_BIT 0x40000000  // set in the number of an x32 syscall
@@ -50,6 +51,22 @@
 #ifndef SECCOMP_MODE_FILTER
 #define SECCOMP_MODE_FILTER 2
 #endif
+
+#define AT_FDCWD_ -100
+#define O_ACCMODE_ 3
+#define O_WRONLY_ 1
+#define O_RDWR_ 2
+#define O_CREAT_ 0100
+#define O_TRUNC_ 01000
+#define O_APPEND_ 02000
+#define O_TMPFILE_ 020000000
+#define SOCK_TYPE_MASK_ 0xf
+
+struct path_key {
+    u32 slot;
+    u32 gen;
+    char path[PATH_LEN];
+};
 
 struct watch_info {
     u32 slot;
@@ -84,6 +101,16 @@ BPF_ARRAY(slot_gen, u32, MAX_SLOTS);
 BPF_ARRAY(seen, u64, MAX_SLOTS * NR_SETS * NR_WORDS);
 // per-slot counters: [slot][counter]
 BPF_ARRAY(counters, u64, MAX_SLOTS * NR_COUNTERS);
+// (slot, generation, absolute path) -> access kinds (PATH_ACC_*); bounded per slot by user space's limit.
+BPF_HASH(paths, struct path_key, u64, MAX_PATHS);
+// scratch space for a path key (too big for the BPF stack)
+BPF_PERCPU_ARRAY(path_scratch, struct path_key, 1);
+// per slot: how many paths it holds (bounded by PATHS_PER_SLOT)
+BPF_ARRAY(path_count, u64, MAX_SLOTS);
+// socket (family, type) bitmaps: [slot][family] -> bit per type
+BPF_ARRAY(sockets, u64, MAX_SLOTS * NR_FAMILIES);
+// capabilities checked by cap_capable: [slot] -> bit per capability
+BPF_ARRAY(caps, u64, MAX_SLOTS);
 // [0]: non-zero once any process was armed by TSYNC (saves a lookup otherwise)
 BPF_ARRAY(globals, u32, 1);
 
@@ -250,6 +277,116 @@ static __always_inline void check_cutover(struct bpf_raw_tracepoint_args *ctx, u
     }
 }
 
+// The syscall's first arguments from the user register frame (the syscall ABI: di, si, dx, r10, r8).
+struct frame_args {
+    unsigned long r10, r9, r8, ax, cx, dx, si, di;
+};
+_Static_assert(__builtin_offsetof(struct pt_regs, di) - __builtin_offsetof(struct pt_regs, r10) ==
+               7 * sizeof(unsigned long), "pt_regs is not the syscall ABI's register frame");
+
+static __always_inline void record_path(u32 slot, u32 gen, long dirfd, const char *upath, u64 access)
+{
+    u32 zero = 0;
+    struct path_key *k = path_scratch.lookup(&zero);
+    if (!k)
+        return;
+    __builtin_memset(k, 0, sizeof(*k));
+    k->slot = slot;
+    k->gen = gen;
+    long n = bpf_probe_read_user_str(k->path, sizeof(k->path), upath);
+    if (n <= 1) {  // unreadable or empty (an empty path is AT_EMPTY_PATH: the dirfd's own file)
+        count(slot, n == 1 ? CNT_PATHS_UNRESOLVED : CNT_PATHS_FAULT);
+        return;
+    }
+    if (n >= PATH_LEN) {
+        count(slot, CNT_PATHS_TRUNCATED);
+        return;
+    }
+    if (k->path[0] != '/') {
+        // Relative to the cwd or a dirfd: the process's view of those is not tracked yet.
+        count(slot, CNT_PATHS_UNRESOLVED);
+        return;
+    }
+    u64 *old = paths.lookup(k);
+    if (old) {
+        if ((*old & access) != access)
+            __sync_fetch_and_or(old, access);
+        return;
+    }
+    u64 *held = path_count.lookup(&slot);
+    if (!held)
+        return;
+    if (*held >= PATHS_PER_SLOT || paths.insert(k, &access) != 0) {
+        count(slot, CNT_PATHS_DROPPED);
+        return;
+    }
+    __sync_fetch_and_add(held, 1);
+}
+
+static __always_inline u32 open_access(unsigned long flags)
+{
+    u32 acc = 0;
+    u32 mode = flags & O_ACCMODE_;
+    if (mode == O_WRONLY_ || mode == O_RDWR_ || (flags & O_TRUNC_))
+        acc |= (flags & O_APPEND_) && !(flags & O_TRUNC_) ? PATH_ACC_A : PATH_ACC_W;
+    if (mode != O_WRONLY_)
+        acc |= PATH_ACC_R;
+    if (flags & (O_CREAT_ | O_TMPFILE_))
+        acc |= PATH_ACC_C;
+    return acc;
+}
+
+static __always_inline void record_socket(u32 slot, unsigned long family, unsigned long type)
+{
+    type &= SOCK_TYPE_MASK_;
+    if (family >= NR_FAMILIES) {
+        count(slot, CNT_SOCKETS_OUT_OF_RANGE);
+        return;
+    }
+    u32 idx = slot * NR_FAMILIES + (u32)family;
+    u64 *w = sockets.lookup(&idx);
+    if (!w)
+        return;
+    u64 bit = 1ULL << type;
+    if (!(*w & bit))
+        __sync_fetch_and_or(w, bit);
+}
+
+// The few syscalls AppArmor mediates by path or socket kind: their arguments, for an armed thread.
+static __always_inline void record_mediated(struct bpf_raw_tracepoint_args *ctx, struct armed_info *a, long nr)
+{
+    if (nr != SC_OPEN && nr != SC_OPENAT && nr != SC_OPENAT2 && nr != SC_CREAT && nr != SC_EXECVE &&
+        nr != SC_EXECVEAT && nr != SC_SOCKET && nr != SC_SOCKETPAIR)
+        return;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    struct frame_args f = {};
+    if (bpf_probe_read_kernel(&f, sizeof(f), &regs->r10))
+        return;
+    u32 slot = a->slot, gen = a->gen;
+    if (nr == SC_SOCKET || nr == SC_SOCKETPAIR) {
+        record_socket(slot, f.di, f.si);
+        return;
+    }
+    if (nr == SC_OPEN) {
+        record_path(slot, gen, AT_FDCWD_, (const char *)f.di, open_access(f.si));
+    } else if (nr == SC_CREAT) {
+        record_path(slot, gen, AT_FDCWD_, (const char *)f.di, PATH_ACC_W | PATH_ACC_C);
+    } else if (nr == SC_EXECVE) {
+        record_path(slot, gen, AT_FDCWD_, (const char *)f.di, PATH_ACC_X);
+    } else if (nr == SC_EXECVEAT) {
+        record_path(slot, gen, (long)f.di, (const char *)f.si, PATH_ACC_X);
+    } else if (nr == SC_OPENAT) {
+        record_path(slot, gen, (long)f.di, (const char *)f.si, open_access(f.dx));
+    } else {  // openat2: the flags are the first field of struct open_how, in user memory
+        u64 flags = 0;
+        if (bpf_probe_read_user(&flags, sizeof(flags), (void *)f.dx)) {
+            count(slot, CNT_PATHS_FAULT);
+            return;
+        }
+        record_path(slot, gen, (long)f.di, (const char *)f.si, open_access(flags));
+    }
+}
+
 // Compat syscalls (i386, x32) go to sets of their own, never into the native ones: the same number
 // names another syscall there.
 static __always_inline void record(struct bpf_raw_tracepoint_args *ctx, struct armed_info *a, long nr)
@@ -268,6 +405,7 @@ static __always_inline void record(struct bpf_raw_tracepoint_args *ctx, struct a
     mark(slot, SET_ALL, nr);
     if (!(a->flags & ARMED_EXECED))
         mark(slot, SET_PRE_EXEC, nr);
+    record_mediated(ctx, a, nr);
 }
 
 static __always_inline int is_cutover_nr(long nr)
@@ -383,5 +521,32 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     arm(new_tid, slot, w->gen, ARMED_EXECED);
     mark(slot, SET_ALL, exec_nr);
     count(slot, CNT_CUTOVER_EXEC);
+    return 0;
+}
+
+// Capabilities, where the kernel has kprobes: cap_capable(cred, ns, cap, opts) is asked for every
+// capability check (also those the process then fails: the set is a superset of what it used).
+int on_cap_capable(struct pt_regs *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 tid = (u32)id, tgid = id >> 32;
+    struct armed_info *a = armed_of(tid);
+    if (!live(a)) {
+        a = armed_tgid.lookup(&tgid);
+        if (!live(a))
+            return 0;
+    }
+    u32 slot = a->slot;
+    unsigned long cap = PT_REGS_PARM3(ctx);
+    if (cap >= 64) {
+        count(slot, CNT_CAPS_OUT_OF_RANGE);
+        return 0;
+    }
+    u64 *w = caps.lookup(&slot);
+    if (!w)
+        return 0;
+    u64 bit = 1ULL << cap;
+    if (!(*w & bit))
+        __sync_fetch_and_or(w, bit);
     return 0;
 }

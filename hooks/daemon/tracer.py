@@ -337,7 +337,9 @@ class Tracer:
         report = self.recorder.collect(watched.slot)
         self.recorder.remove(watched.cgroup_id, watched.slot)
         return {"syscalls": report.syscalls, "pre_exec": report.pre_exec, "counters": report.counters,
-                "compat": report.compat,
+                "compat": report.compat, "files": {os.fsdecode(p): a for p, a in report.files.items()},
+                "sockets": report.sockets, "capabilities": report.capabilities,
+                "capabilities_traced": report.capabilities_traced,
                 "started": watched.started, "exec_mode": watched.exec_mode,
                 "no_new_privileges": watched.no_new_privileges, "instance": self.instance}
 

@@ -27,7 +27,22 @@ MODE_SECCOMP, MODE_EXEC = 1, 2
 
 # Counter names, in the order of their index in the `counters` map.
 COUNTERS = ("armed_threads", "armed_map_full", "nr_out_of_range", "cutover_seccomp", "cutover_exec", "tsync",
-            "compat_i386", "compat_x32")
+            "compat_i386", "compat_x32", "paths_unresolved", "paths_truncated", "paths_fault", "paths_dropped",
+            "sockets_out_of_range", "caps_out_of_range")
+# Counters of file, socket and capability events that could not be recorded.
+PATH_LOSSES = ("paths_unresolved", "paths_truncated", "paths_fault", "paths_dropped")
+
+PATH_LEN = 256          # bytes of a path, its NUL included; a longer one is counted as truncated
+PATHS_PER_SLOT = 4096   # distinct paths one container may record
+NR_FAMILIES = 48        # address families 0..47 (AF_MAX is 46 in 6.x)
+# Access bits the BPF program sets: read, write (O_WRONLY, O_RDWR, O_TRUNC), append, create, exec.
+PATH_ACC = {"R": 1, "W": 2, "A": 4, "C": 8, "X": 16}
+# The same bits -> profile.json's access kinds (syscage.apparmor).
+PATH_ACCESS = tuple((bit, name.lower()) for name, bit in PATH_ACC.items())
+# SOCK_* numbers -> AppArmor's socket type names.
+SOCK_TYPES = {1: "stream", 2: "dgram", 3: "raw", 4: "rdm", 5: "seqpacket", 10: "packet"}
+# Syscalls whose arguments are read for AppArmor learning.
+MEDIATED = ("open", "openat", "openat2", "creat", "execve", "execveat", "socket", "socketpair")
 
 
 class WatchInfo(ctypes.Structure):
@@ -41,6 +56,30 @@ class SlotReport:
     pre_exec: list[int]
     counters: dict[str, int]
     compat: dict[str, list[int]]  # compat ABI name -> the syscall numbers made through it
+    files: dict[bytes, list[str]]  # absolute container path -> access kinds
+    sockets: list[tuple[int, int]]  # (address family, socket type)
+    capabilities: list[int]  # capability numbers checked (empty and meaningless when not traced)
+    capabilities_traced: bool
+
+
+def bpf_cflags(max_slots: int, max_threads: int, pid_table: int, group_dead: bool) -> list[str]:
+    """Every constant tracer.c shares with this module, as -D flags: one source for both sides."""
+    defines = {
+        "MAX_SLOTS": max_slots, "PID_TABLE": pid_table, "MAX_OVERFLOW": max_threads, "NR_WORDS": NR_WORDS,
+        "NR_SETS": NR_SETS, "SET_ALL": SET_ALL, "SET_PRE_EXEC": SET_PRE_EXEC, "SET_I386": SET_I386,
+        "SET_X32": SET_X32, "MODE_SECCOMP": MODE_SECCOMP, "MODE_EXEC": MODE_EXEC, "NR_COUNTERS": len(COUNTERS),
+        "PATH_LEN": PATH_LEN, "PATHS_PER_SLOT": PATHS_PER_SLOT, "MAX_PATHS": max_slots * 256,
+        "NR_FAMILIES": NR_FAMILIES,
+    }
+    defines |= {f"PATH_ACC_{name}": bit for name, bit in PATH_ACC.items()}
+    defines |= {f"NR_{name.upper()}": syscall_number(name) for name in ("prctl", "seccomp", "execve", "execveat")}
+    defines |= {f"SC_{name.upper()}": syscall_number(name) for name in MEDIATED}
+    defines |= {f"CNT_{name.upper()}": i for i, name in enumerate(COUNTERS)}
+    return [f"-D{name}={value}" for name, value in defines.items()] + (["-DHAVE_GROUP_DEAD"] if group_dead else [])
+
+
+def path_access(bits: int) -> list[str]:
+    return [kind for bit, kind in PATH_ACCESS if bits & bit]
 
 
 def bits_to_numbers(words: list[int], base: int = 0) -> list[int]:
@@ -53,21 +92,19 @@ class SyscallRecorder:
     def __init__(self, max_slots: int, max_threads: int) -> None:
         from bcc import BPF  # heavy (LLVM): only the tracer process imports it
 
-        cflags = [
-            f"-DMAX_SLOTS={max_slots}",
-            f"-DPID_TABLE={pid_max()}",
-            f"-DMAX_OVERFLOW={max_threads}",
-            f"-DNR_WORDS={NR_WORDS}",
-            f"-DNR_COUNTERS={len(COUNTERS)}",
-        ] + (["-DHAVE_GROUP_DEAD"] if tracepoint_has_field("sched/sched_process_exit", "group_dead") else []) \
-          + [f"-DNR_{name.upper()}={syscall_number(name)}" for name in ("prctl", "seccomp", "execve", "execveat")] \
-          + [f"-DCNT_{name.upper()}={i}" for i, name in enumerate(COUNTERS)]
+        cflags = bpf_cflags(max_slots, max_threads, pid_max(),
+                            tracepoint_has_field("sched/sched_process_exit", "group_dead"))
         self.max_slots = max_slots
         self.bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
         self.watch = self.bpf["watch"]
         self.slot_gen = self.bpf["slot_gen"]
         self.seen = self.bpf["seen"]
         self.counters = self.bpf["counters"]
+        self.paths = self.bpf["paths"]
+        self.path_count = self.bpf["path_count"]
+        self.sockets = self.bpf["sockets"]
+        self.caps = self.bpf["caps"]
+        self.capabilities_traced = self._attach_cap_capable()
         self.free_slots = list(range(max_slots - 1, -1, -1))
         self.generation = 0
         self.sys_enter_attached = False
@@ -97,8 +134,36 @@ class SyscallRecorder:
         base = slot * len(COUNTERS)
         counters = {name: self.counters[ctypes.c_uint32(base + i)].value for i, name in enumerate(COUNTERS)}
         compat = {abi: bits_to_numbers(words(which)) for abi, which in COMPAT_SETS.items()}
+        sockets = [(family, kind) for family in range(NR_FAMILIES)
+                   for kind in bits_to_numbers([self.sockets[ctypes.c_uint32(slot * NR_FAMILIES + family)].value])]
         return SlotReport(bits_to_numbers(words(SET_ALL)), bits_to_numbers(words(SET_PRE_EXEC)), counters,
-                          {abi: numbers for abi, numbers in compat.items() if numbers})
+                          {abi: numbers for abi, numbers in compat.items() if numbers}, self._files(slot), sockets,
+                          bits_to_numbers([self.caps[ctypes.c_uint32(slot)].value]), self.capabilities_traced)
+
+    def _files(self, slot: int) -> dict[bytes, list[str]]:
+        """The slot's paths (any generation: stale ones of a released slot are dropped at release)."""
+        files = {}
+        for key, value in self.paths.items():
+            if key.slot == slot:
+                files[bytes(key.path).split(b"\0", 1)[0]] = path_access(value.value)
+        return files
+
+    def _forget_paths(self, slot: int) -> None:
+        for key in [k for k in self.paths if k.slot == slot]:
+            with contextlib.suppress(KeyError):
+                del self.paths[key]
+        self.path_count[ctypes.c_uint32(slot)] = ctypes.c_uint64(0)
+
+    def _attach_cap_capable(self) -> bool:
+        """Capabilities are traced only where the kernel has kprobes (not on every kernel: then False)."""
+        if not any(os.path.exists(f"{root}/kprobe_events") for root in ("/sys/kernel/tracing",
+                                                                          "/sys/kernel/debug/tracing")):
+            return False  # no kprobes in this kernel (asking bcc would only print its error)
+        try:
+            self.bpf.attach_kprobe(event=b"cap_capable", fn_name=b"on_cap_capable")
+        except Exception:  # bcc raises plain Exception when the kernel cannot attach
+            return False
+        return True
 
     def remove(self, cgroup_id: int, slot: int) -> None:
         """Stop watching: forget the cgroup; a new generation makes any thread still armed for it stale."""
@@ -106,6 +171,7 @@ class SyscallRecorder:
         if key in self.watch:
             del self.watch[key]
         self.slot_gen[ctypes.c_uint32(slot)] = ctypes.c_uint32(0)
+        self._forget_paths(slot)
         self.free_slots.append(slot)
         if len(self.free_slots) == self.max_slots:
             self._detach_sys_enter()
@@ -131,6 +197,10 @@ class SyscallRecorder:
         base = slot * len(COUNTERS)
         for i in range(len(COUNTERS)):
             self.counters[ctypes.c_uint32(base + i)] = ctypes.c_uint64(0)
+        for family in range(NR_FAMILIES):
+            self.sockets[ctypes.c_uint32(slot * NR_FAMILIES + family)] = ctypes.c_uint64(0)
+        self.caps[ctypes.c_uint32(slot)] = ctypes.c_uint64(0)
+        # Its paths were forgotten when it was released (remove): no map walk on a container's start path.
 
     def close(self) -> None:
         self.bpf.cleanup()

@@ -1,0 +1,39 @@
+"""tracer.c and tracer_bpf.py share their constants through one source: bpf_cflags."""
+
+from __future__ import annotations
+
+import re
+
+from syscage.hooks import tracer_bpf
+from syscage.hooks.tracer_bpf import BPF_SOURCE, bpf_cflags
+
+SOURCE = BPF_SOURCE.read_text()
+
+
+def defines() -> dict[str, str]:
+    flags = bpf_cflags(max_slots=8, max_threads=16, pid_table=32768, group_dead=False)
+    return dict(flag.removeprefix("-D").split("=", 1) for flag in flags)
+
+
+def test_no_constant_is_defined_on_both_sides() -> None:
+    in_c = set(re.findall(r"^#define (\w+)", SOURCE, re.MULTILINE))
+    assert not in_c & set(defines()), "defined in tracer.c and passed as a cflag: keep one source"
+
+
+def test_every_shared_constant_has_python_s_value() -> None:
+    d = defines()
+    assert d["MODE_SECCOMP"] == str(tracer_bpf.MODE_SECCOMP) and d["MODE_EXEC"] == str(tracer_bpf.MODE_EXEC)
+    assert [d[f"SET_{n}"] for n in ("ALL", "PRE_EXEC", "I386", "X32")] == [str(tracer_bpf.SET_ALL), str(
+        tracer_bpf.SET_PRE_EXEC), str(tracer_bpf.SET_I386), str(tracer_bpf.SET_X32)]
+    assert d["NR_SETS"] == str(tracer_bpf.NR_SETS) and d["NR_WORDS"] == str(tracer_bpf.NR_WORDS)
+    assert {int(d[f"PATH_ACC_{k.upper()}"]): k for _, k in tracer_bpf.PATH_ACCESS} == dict(tracer_bpf.PATH_ACCESS)
+    assert [int(d[f"CNT_{n.upper()}"]) for n in tracer_bpf.COUNTERS] == list(range(len(tracer_bpf.COUNTERS)))
+
+
+def test_every_upper_case_name_the_program_uses_is_defined_somewhere() -> None:
+    # Names bcc, the kernel headers or tracer.c itself provide; everything else must come from bpf_cflags.
+    own = set(re.findall(r"^#define (\w+)", SOURCE, re.MULTILINE)) | set(re.findall(r"#ifn?def (\w+)", SOURCE))
+    known = {"BPF_HASH", "BPF_ARRAY", "BPF_PERCPU_ARRAY", "TRACEPOINT_PROBE", "PT_REGS_PARM3", "HAVE_GROUP_DEAD"}
+    code = re.sub(r"//[^\n]*|\"[^\"\n]*\"", "", SOURCE)
+    used = set(re.findall(r"\b([A-Z][A-Z0-9_]{2,})\b", code))
+    assert used - own - known - set(defines()) == set()
