@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from syscage.apparmor import CAPABILITIES, FAMILIES, SOCK_TYPES
-from syscage.hooks.observe import CAPABILITY_NAMES, FAMILY_NAMES, SOCK_TYPE_NAMES, observation_from_report
+from syscage.hooks.daemon.observe import CAPABILITY_NAMES, FAMILY_NAMES, SOCK_TYPE_NAMES, observation_from_report
 from syscage.profile import Observation, merge, new_profile
 
 

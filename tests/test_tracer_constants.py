@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from syscage.hooks import tracer_bpf
-from syscage.hooks.tracer_bpf import BPF_SOURCE, bpf_cflags
+from syscage.hooks.daemon import tracer_bpf
+from syscage.hooks.daemon.tracer_bpf import BPF_SOURCE, bpf_cflags
 
 SOURCE = BPF_SOURCE.read_text()
 
