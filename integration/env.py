@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,17 @@ from syscage.store import ProfileStore
 
 VENV_BIN = Path(sys.executable).parent
 HOOK = VENV_BIN / "syscage-hook"
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+def rootfs_with_program(base: Path, target: Path, program: str, installed: str, *cflags: str) -> Path:
+    """`target`: a copy of the busybox rootfs `base` with integration/programs/PROGRAM.c built static as
+    /bin/INSTALLED (made once: a module's tests share it)."""
+    if not (target / "bin" / installed).exists():
+        shutil.copytree(base, target, symlinks=True, dirs_exist_ok=True)
+        subprocess.run(["gcc", "-static", "-O2", *cflags, "-o", str(target / "bin" / installed),
+                        str(PROGRAMS / f"{program}.c")], check=True, capture_output=True)
+    return target
 
 
 def learn_hooks(hook_path: str, env: list[str], timeout: int = 60) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.env import Env, write_config
+from integration.env import Env, rootfs_with_program, write_config
 from integration.test_wrapper_runc import WRAPPER, _stop_tracer_of, call
 
 # The operator left restart_syscall out of seccomp.always_allow: it stays allowed all the same.
@@ -23,13 +22,7 @@ TRIMMED_FLOOR = ["exit", "exit_group", "rt_sigreturn"]
 
 @pytest.fixture(scope="module")
 def sleep_rootfs(env: Env) -> Path:
-    rootfs = env.root / "rootfs-stopped-sleep"
-    if not rootfs.exists():
-        shutil.copytree(env.rootfs, rootfs, symlinks=True)
-        source = Path(__file__).parent / "programs" / "stopped_sleep.c"
-        subprocess.run(["gcc", "-static", "-O2", "-o", str(rootfs / "bin" / "stopped-sleep"), str(source)],
-                       check=True, capture_output=True)
-    return rootfs
+    return rootfs_with_program(env.rootfs, env.root / "rootfs-stopped-sleep", "stopped_sleep", "stopped-sleep")
 
 
 def _bundle(env: Env, rootfs: Path, args: list[str], mode: str, name: str) -> Path:

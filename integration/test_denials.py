@@ -13,10 +13,12 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from integration.conftest import VENV_BIN, Env, write_config
+from integration.env import VENV_BIN, Env, write_config
 from integration.private import WRAPPER, World, containerd_world
 from integration.test_crun import _crun_ready_for_hybrid_cgroups
 
@@ -61,6 +63,29 @@ def busy_machine_config(world: World, **extra: dict[str, Any]) -> None:
         time.sleep(1)
 
 
+@contextmanager
+def learned_world(env: Env, label: str, **config: dict[str, Any]) -> Iterator[tuple[World, str]]:
+    """A private containerd world set up for a busy machine, with a profile learned from `ls /`."""
+    with containerd_world(env) as world:
+        busy_machine_config(world, **config)
+        name = env.name(label)
+        learn_ls(world, name)
+        yield world, name
+
+
+def mkdir_under(world: World, kind: str, profile: str) -> tuple[str, Path, subprocess.CompletedProcess[str]]:
+    """A new container running `mkdir /tmp/x` under mode `kind` with `profile`, through containerd and the
+    wrapper: its id, rootfs and result."""
+    assert world.daemon is not None
+    cid, fs = world.env.name(kind[:3]), world.rootfs()
+    return cid, fs, world.daemon.run(fs, cid, ["mkdir", "/tmp/x"], mode(kind, profile), runc_binary=WRAPPER)
+
+
+def assert_denied(fs: Path, done: subprocess.CompletedProcess[str]) -> None:
+    assert done.returncode != 0 and "Operation not permitted" in done.stdout + done.stderr
+    assert not (fs / "tmp" / "x").exists()
+
+
 def rows_for(report: dict[str, Any], cid: str) -> list[dict[str, Any]]:
     return [r for r in report["denials"] if r["container_id"] == cid]
 
@@ -76,16 +101,11 @@ def wait_rows(world: World, name: str, cid: str) -> list[dict[str, Any]]:
 
 
 def test_complain_and_enforce_denials_with_runc(env: Env) -> None:
-    with containerd_world(env) as world:
-        busy_machine_config(world)
+    with learned_world(env, "den-runc") as (world, name):
         assert world.daemon is not None
-        name = env.name("den-runc")
-        learn_ls(world, name)
 
         # complain: allowed and logged (SCMP_ACT_LOG), tied to the container and profile.
-        cid = env.name("cmp")
-        fs = world.rootfs()
-        done = world.daemon.run(fs, cid, ["mkdir", "/tmp/x"], mode("complain", name), runc_binary=WRAPPER)
+        cid, fs, done = mkdir_under(world, "complain", name)
         assert done.returncode == 0, done.stderr
         assert (fs / "tmp" / "x").is_dir()
         rows = wait_rows(world, name, cid)
@@ -95,14 +115,11 @@ def test_complain_and_enforce_denials_with_runc(env: Env) -> None:
         assert cid in plain.stdout and "logged" in plain.stdout
 
         # enforce under runc 1.1.5: denied, and no record can exist: `denials` names the container and why.
-        cid = env.name("enf")
-        fs = world.rootfs()
-        done = world.daemon.run(fs, cid, ["mkdir", "/tmp/x"], mode("enforce", name + "-e"), runc_binary=WRAPPER)
+        cid, fs, done = mkdir_under(world, "enforce", name + "-e")
         assert done.returncode != 0  # no such profile: refused (checks the refusal leaves no note behind)
         learn_ls(world, name + "-e")
         done = world.daemon.run(fs, cid, ["mkdir", "/tmp/x"], mode("enforce", name + "-e"), runc_binary=WRAPPER)
-        assert done.returncode != 0 and "Operation not permitted" in done.stdout + done.stderr
-        assert not (fs / "tmp" / "x").exists()
+        assert_denied(fs, done)
         report = denials(world, name + "-e")
         assert not rows_for(report, cid)
         said = [n for n in report["notes"] if cid in n]
@@ -114,17 +131,11 @@ def test_complain_and_enforce_denials_with_runc(env: Env) -> None:
 
 def test_enforce_denials_and_add_with_crun(env: Env) -> None:
     _crun_ready_for_hybrid_cgroups()
-    with containerd_world(env) as world:
-        busy_machine_config(world, runtime={"path": CRUN})
+    with learned_world(env, "den-crun", runtime={"path": CRUN}) as (world, name):
         assert world.daemon is not None
-        name = env.name("den-crun")
-        learn_ls(world, name)
 
-        cid = env.name("enf")
-        fs = world.rootfs()
-        done = world.daemon.run(fs, cid, ["mkdir", "/tmp/x"], mode("enforce", name), runc_binary=WRAPPER)
-        assert done.returncode != 0 and "Operation not permitted" in done.stdout + done.stderr
-        assert not (fs / "tmp" / "x").exists()
+        cid, fs, done = mkdir_under(world, "enforce", name)
+        assert_denied(fs, done)
         rows = wait_rows(world, name, cid)
         assert {r["syscall"] for r in rows} & MKDIR, rows
         assert all(r["profile"] == name and r["mode"] == "enforce" and r["outcome"] == "denied" for r in rows)
@@ -159,11 +170,8 @@ def wait_reading_kmsg(pid: int) -> None:
 
 def test_follow_prints_a_denial_as_it_happens(env: Env) -> None:
     """--follow with a complain container: the line names the container, profile and syscall."""
-    with containerd_world(env) as world:
-        busy_machine_config(world)
+    with learned_world(env, "den-follow") as (world, name):
         assert world.daemon is not None
-        name = env.name("den-follow")
-        learn_ls(world, name)
         out = Path(world.root / "follow.out")
         with out.open("w") as sink:
             follower = subprocess.Popen([str(VENV_BIN / "syscage"), "denials", name, "--follow", "--json"],
@@ -171,9 +179,7 @@ def test_follow_prints_a_denial_as_it_happens(env: Env) -> None:
                                         stdin=subprocess.DEVNULL)
             try:
                 wait_reading_kmsg(follower.pid)  # it reads from the end: the denial must come after
-                cid = env.name("cmp")
-                done = world.daemon.run(world.rootfs(), cid, ["mkdir", "/tmp/x"], mode("complain", name),
-                                        runc_binary=WRAPPER)
+                cid, _, done = mkdir_under(world, "complain", name)
                 assert done.returncode == 0, done.stderr
                 lines: list[dict[str, Any]] = []
                 for _ in range(100):

@@ -5,7 +5,6 @@ refused in one line. Also: the always-allowed floor, and noNewPrivileges other t
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from integration.env import Env
+from integration.env import Env, rootfs_with_program
 from integration.test_wrapper_runc import WRAPPER, _wait_stopped, call
 from syscage.syscalls import syscall_name
 
@@ -65,13 +64,7 @@ def learned(env: Env, args: list[str], seccomp: dict[str, Any] | None = None, ro
 
 @pytest.fixture(scope="module")
 def probe_rootfs(env: Env) -> Path:
-    rootfs = env.root / "rootfs-userns-probe"
-    if not rootfs.exists():
-        shutil.copytree(env.rootfs, rootfs, symlinks=True)
-        source = Path(__file__).parent / "programs" / "userns_probe.c"
-        subprocess.run(["gcc", "-static", "-O2", "-pthread", "-o", str(rootfs / "bin" / "userns-probe"), str(source)],
-                       check=True, capture_output=True)
-    return rootfs
+    return rootfs_with_program(env.rootfs, env.root / "rootfs-userns-probe", "userns_probe", "userns-probe", "-pthread")
 
 
 def test_enforce_keeps_the_own_filter_of_a_bundle(env: Env) -> None:

@@ -43,14 +43,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _with_json(p: argparse.ArgumentParser, func: Any) -> None:
+    """The command's --json flag and its handler."""
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="syscage", description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(metavar="COMMAND")
 
     p = sub.add_parser("list", help="list profiles with their syscall and run counts")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_list)
+    _with_json(p, cmd_list)
 
     p = sub.add_parser("show", help="show one profile: completeness, syscalls, runs")
     p.add_argument("name")
@@ -89,8 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and the tracer. Lines: ok, FAIL (syscage needs it: the fix follows), no (not needed; what "
                        "follows from it). Exit status: 0 all that syscage needs is there, 1 something is missing.",
                        **_example("syscage doctor", "syscage doctor --json | jq '.checks[] | select(.ok | not)'"))
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_doctor)
+    _with_json(p, cmd_doctor)
 
     from syscage.static_cli import add_static_parser
 
@@ -154,8 +158,7 @@ def _add_review_parsers(sub: Any) -> None:
                                   "syscage diff a.json b.json --json | jq '.only_a[].syscall'"))
     p.add_argument("a")
     p.add_argument("b")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_diff)
+    _with_json(p, cmd_diff)
 
     p = sub.add_parser("check", help="CI gate: fail if the profile allows anything FILE does not",
                        description="Exit 1 when profile NAME allows a syscall the reference FILE does not allow at "
@@ -167,8 +170,7 @@ def _add_review_parsers(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("--against", required=True, metavar="FILE", help="reference: seccomp JSON, profile.json or name")
     p.add_argument("--strict", action="store_true", help="conditionally allowed in FILE counts as not allowed")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_check)
+    _with_json(p, cmd_check)
 
     p = sub.add_parser("lint", help="flag risky syscalls a profile allows, with the run that first needed each",
                        description="Flags syscalls Docker's default seccomp profile denies (or allows only with a "
@@ -178,8 +180,7 @@ def _add_review_parsers(sub: Any) -> None:
                        "seccomp.never_allow. " + EXIT_CODES.format(zero="no findings", one="findings"),
                        **_example("syscage lint web", "syscage lint web --json | jq '.findings[].syscall'"))
     p.add_argument("name")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_lint)
+    _with_json(p, cmd_lint)
 
 
 def _add_curate_parsers(sub: Any) -> None:
@@ -201,8 +202,7 @@ def _add_curate_parsers(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("--unused-for", required=True, metavar="AGE", help="30d, 12h, 2w, 90m or 45s")
     p.add_argument("--dry-run", action="store_true", help="list what would be pruned, change nothing")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_prune)
+    _with_json(p, cmd_prune)
 
 
 def cmd_rm(config: Config, args: argparse.Namespace) -> int:
