@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 from bench.harness import Bench, BenchError, EmptySysEnterProgram, Figure, med, summary, timed
-from syscage.bundle import allow_all_seccomp, make_busybox_rootfs, write_bundle
+from integration.env import allow_all_seccomp
+from syscage.bundle import make_busybox_rootfs, write_bundle
 
 TARGET = 0.95
 # Debian's redis-server is a link to this binary, which runs as the server under any other name (redis-tools).

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+ROUNDS = 20
 CHILD = """
 import os, sys, time, pyseccomp
 f = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
@@ -28,14 +28,14 @@ except OSError:
 """
 
 
-def main() -> None:
+def main(rounds: int = ROUNDS) -> None:
     syscage = Path(sys.executable).parent / "syscage"
     follower = subprocess.Popen([str(syscage), "denials", "--follow", "--json", "--all"], stdout=subprocess.PIPE,
                                 text=True, bufsize=1)
     time.sleep(1.5)
     samples = []
     try:
-        for _ in range(ROUNDS):
+        for _ in range(rounds):
             child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
             assert child.stdout is not None
             started, pid = float(child.stdout.readline()), None
@@ -61,4 +61,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("SYSCAGE_PLAIN", "1")
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS)
