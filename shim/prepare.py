@@ -129,7 +129,7 @@ def decide(request: CreateRequest, spec: dict[str, Any], selection: Selection, c
     own = ownfilter.recall(request.bundle, spec)
     plan = modifiers_for(selection, config, log, own, spec)
     modifiers = [drop_syscage_hooks, *plan.modifiers]
-    if plan.replaces_filter and selection.profile and selection.mode in ("enforce", "complain"):  # see its denials
+    if plan.replaces_filter and selection.profile:  # enforce or complain under a profile: see its denials
         from syscage.containernotes import note_modifiers
 
         modifiers += note_modifiers(config, request.container_id or "?", selection.profile, selection.mode,

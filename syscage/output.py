@@ -90,7 +90,7 @@ def list_table(rows: list[dict[str, Any]]) -> None:
     table(("PROFILE", "STATUS", "SYSCALLS", "RUNS", "LEARNING", "UPDATED"), out, right=("SYSCALLS", "RUNS"))
 
 
-def syscalls_table(profile: dict[str, Any], chance: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+def syscalls_table(profile: dict[str, Any], chance: frozenset[str] | set[str] = frozenset()) -> None:
     """The learned syscalls; `chance`: those flagged chance-dependent (syscage.convergence)."""
     from syscage.convergence import seen_runs
 
