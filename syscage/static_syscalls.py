@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from syscage.atomic import write_atomically
+
 CACHE_VERSION = 1
 LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib",
             "/usr/local/lib")
@@ -74,9 +76,7 @@ def object_facts(path: Path, cache_dir: Path | None) -> tuple[dict[str, Any], bo
     facts.update(version=CACHE_VERSION, sha256=digest, seconds=round(time.monotonic() - started, 3))
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(facts, sort_keys=True))
-        tmp.replace(cached)
+        write_atomically(cached, json.dumps(facts, sort_keys=True).encode(), 0o644, durable=False)  # a cache
     return facts, False, time.monotonic() - started
 
 
