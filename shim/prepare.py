@@ -179,25 +179,30 @@ def modifiers_for(selection: Selection, config: Config, log: Any, own: tuple[boo
         return Plan(back, restores_own=known)
     if selection.mode == "enforce":
         try:
-            seccomp = enforceable_seccomp(selection.named, config, spec_filter, no_new_privileges(spec), log=log)
+            profile = read_usable(selection.named, config)
+            seccomp = enforceable_seccomp(selection.named, config, spec_filter, no_new_privileges(spec), log=log,
+                                          profile=profile)
         except Unenforceable as exc:
             if config.on_missing_profile != "allow":
                 raise
             log.warning("running UNCONFINED by the profile (the spec's own filter, if any, still applies): "
                         "enforce.on_missing_profile = allow", reason=str(exc))
             return Plan(back, restores_own=known)
-        return Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.named, "enforce", config, log, spec)],
+        return Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.named, "enforce", config, log, spec, profile)],
                     replaces_filter=True)
     plan = Plan([*back, ensure_filter_load], restores_own=known)  # learn, or complain with nothing to use yet
     if selection.mode == "complain":
         try:
-            seccomp = enforceable_seccomp(selection.named, config, spec_filter, no_new_privileges(spec), "complain")
+            profile = read_usable(selection.named, config)
+            seccomp = enforceable_seccomp(selection.named, config, spec_filter, no_new_privileges(spec), "complain",
+                                          profile=profile)
         except Incompatible:
             raise
         except Unenforceable as exc:
             log.info("no usable profile yet; complain mode learns from scratch", reason=str(exc))
         else:
-            plan = Plan([set_seccomp(seccomp), *apparmor_modifiers(selection.named, "complain", config, log, spec)],
+            plan = Plan([set_seccomp(seccomp),
+                         *apparmor_modifiers(selection.named, "complain", config, log, spec, profile)],
                         replaces_filter=True)
     start_tracer_early(config)
     return plan
@@ -221,16 +226,19 @@ def start_tracer_early(config: Config) -> None:
 
 
 def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] | None = None,
-                        nnp: bool | None = None, mode: str = "enforce", log: Any = None) -> dict[str, Any]:
+                        nnp: bool | None = None, mode: str = "enforce", log: Any = None,
+                        profile: dict[str, Any] | None = None) -> dict[str, Any]:
     """The filter for a container of `mode` ("enforce" or "complain") under profile `name`: the profile
     intersected with the spec's own filter `spec_filter`, so never looser than it; Unenforceable saying
-    why not and what to do. nnp: the spec's noNewPrivileges (None: not checked)."""
+    why not and what to do. nnp: the spec's noNewPrivileges (None: not checked). profile: usable_profile's
+    answer when the caller has it already (modifiers_for reads it once for seccomp and AppArmor)."""
     from syscage.compose import DENY_LOG, CannotCompose, compose, deny_errno, is_trivial
     from syscage.seccomp import render, validate
     from syscage.store import ProfileStore
 
     store = ProfileStore.from_config(config)
-    profile = usable_profile(store, name, config)
+    if profile is None:
+        profile = usable_profile(store, name, config)
     if mode == "enforce":
         convergence_gate(profile, config, log)
     # An older profile may lack the floor and the kernel's asynchronous syscalls (restart_syscall); and
@@ -261,7 +269,8 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
         raise Incompatible(f"{mode}: profile {name}: {exc.what}", exc.hint) from None
 
 
-def apparmor_modifiers(name: str | None, mode: str, config: Config, log: Any, spec: dict[str, Any]) -> list[Modifier]:
+def apparmor_modifiers(name: str | None, mode: str, config: Config, log: Any, spec: dict[str, Any],
+                       profile: dict[str, Any] | None = None) -> list[Modifier]:
     """The AppArmor part of a plan (apparmor.mode: auto, required or off; see syscage.apparmor_load).
 
     name: the profile confining the container in `mode` (enforce or complain); None when nothing confines it
@@ -283,11 +292,10 @@ def apparmor_modifiers(name: str | None, mode: str, config: Config, log: Any, sp
     why = aa.available()
     if why is None:
         from syscage.apparmor import render
-        from syscage.store import ProfileStore
 
         label = aa.label_for(name, mode)
         try:
-            text = aa.for_mode(render(usable_profile(ProfileStore.from_config(config), name, config)), name, mode)
+            text = aa.for_mode(render(profile if profile is not None else read_usable(name, config)), name, mode)
             done = aa.ensure_loaded(text, label, mode, config.run_dir)
         except aa.ParserMissing as exc:
             if required:
@@ -319,6 +327,13 @@ def convergence_gate(profile: dict[str, Any], config: Config, log: Any) -> None:
     if log is not None:
         log.warning("enforcing a profile whose learning has not converged: it may miss syscalls",
                     convergence=now.summary(), chance_dependent=[n for n, _ in now.chance])
+
+
+def read_usable(name: str, config: Config) -> dict[str, Any]:
+    """usable_profile from the configured store."""
+    from syscage.store import ProfileStore
+
+    return usable_profile(ProfileStore.from_config(config), name, config)
 
 
 def usable_profile(store: Any, name: str, config: Config) -> dict[str, Any]:
