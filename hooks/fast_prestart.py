@@ -42,7 +42,8 @@ def watch_prepared(argument: str, raw_state: bytes) -> bool:
         state = json.loads(raw_state)
         pid, container_id, path = state["pid"], state["id"], prepared["socket"]
         key = watch_key(prepared.get("nonce"), state.get("bundle"))
-        message = Watch(container_id, pid, key=key, via="prepared hook", **{k: prepared[k] for k in FIELDS}).message()
+        message = Watch(container_id, pid, key=key, via="prepared hook", bundle=str(state.get("bundle") or ""),
+                        **{k: prepared[k] for k in FIELDS}).message()
     except (ValueError, KeyError, TypeError, RecursionError):
         return False
     notes = state.get("annotations")

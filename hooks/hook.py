@@ -70,7 +70,7 @@ def prestart(config: Config, state: HookState, selection: Selection, key: str) -
         raise SyscageError("the runtime passed no pid in the prestart state", "run syscage-hook as a prestart hook")
     spec = load_spec(state.bundle)
     watch = Watch(state.container_id, state.pid, selection.named, key, selection.mode, selection.profile_defaulted,
-                  not has_seccomp(spec), no_new_privileges(spec))
+                  not has_seccomp(spec), no_new_privileges(spec), bundle=str(state.bundle))
     ask_to_watch(config, watch, "hook")
     return 0
 

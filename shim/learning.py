@@ -84,7 +84,8 @@ class LearningCreate:
                                    "report this: the runtime's state does not match its command line")
             ask_to_watch(self.config, Watch(cid, state.pid, watch.profile, watch_key(self.nonce, str(state.bundle)),
                                             watch.mode, watch.profile_defaulted, watch.exec_mode,
-                                            watch.no_new_privileges, via="relay"), "runtime", warn=self.tell.warning)
+                                            watch.no_new_privileges, via="relay", bundle=str(state.bundle)),
+                         "runtime", warn=self.tell.warning)
         except SyscageError as exc:
             self.tell.error(f"prestart: {exc}")
             JsonLog.of(self.config, "runtime").error("prestart failed", container_id=cid, profile=watch.profile,

@@ -504,12 +504,31 @@ def _show_coverage(profile: dict[str, Any], config: Config) -> None:
         binaries = profile["static"].get("binaries", {})
         print(f"static set: {len(static)} syscalls the code of {len(binaries)} binaries can make "
               f"({len(set(static) - set(profile['syscalls']))} not learned)")
+    _show_static_gaps(profile)
     added = {n: why for n, why in additions(profile, config.coverage).items() if n not in config.never_allow}
     if config.coverage == "learned":
         return
     print(f"added by seccomp.coverage = {config.coverage} ({len(added)}):")
     for name, why in sorted(added.items()):
         print(f"  {name:24} {why}")
+
+
+def _show_static_gaps(profile: dict[str, Any]) -> None:
+    """How many runs the automatic analysis covers, and what it could not analyse (counted, never guessed)."""
+    static = profile.get("static")
+    if not isinstance(static, dict) or "runs_analysed" not in static:
+        return
+    total = profile.get("runs_total", len(profile["runs"]))
+    print(f"static analysis: the programs of {static['runs_analysed']} of {total} runs "
+          "(a run whose analysis is still going on, or was cut short by a tracer stop, is not counted)")
+    unresolved = static.get("unresolved") or {}
+    if static.get("unresolved_total"):
+        print(f"  not analysed: {static['unresolved_total']} paths" + (" (first ones below)" if len(unresolved) <
+                                                                           static["unresolved_total"] else ""))
+        for path, why in sorted(unresolved.items()):
+            print(f"    {path}: {why}")
+    if static.get("absent"):
+        print(f"  exec'd but not in the rootfs (failed execs, such as a PATH search): {', '.join(static['absent'])}")
 
 
 def _lost(run: dict[str, Any], live: str | None) -> bool:

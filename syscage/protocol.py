@@ -45,18 +45,19 @@ class Watch:
     """op "watch": start watching a created container (its init's pid) for a learning run of `profile`.
 
     key: watch_key(); exec_mode: the spec has no seccomp filter, so recording cuts over at exec; via: who
-    asked (the hook, the prepared hook or syscage-runtime's relay), for the log."""
+    asked (the hook, the prepared hook or syscage-runtime's relay), for the log; bundle: the container's
+    bundle directory (from the runtime's state), where the tracer finds its rootfs for the static analysis."""
 
     OP = "watch"
-    __slots__ = ("container_id", "exec_mode", "key", "mode", "no_new_privileges", "pid", "profile",
+    __slots__ = ("bundle", "container_id", "exec_mode", "key", "mode", "no_new_privileges", "pid", "profile",
                  "profile_defaulted", "via")
 
     def __init__(self, container_id: str, pid: int, profile: str, key: str = "", mode: str = "learn",
                  profile_defaulted: bool = False, exec_mode: bool = False, no_new_privileges: bool = False,
-                 via: str = "hook") -> None:
+                 via: str = "hook", bundle: str = "") -> None:
         self.container_id, self.pid, self.profile, self.key, self.mode = container_id, pid, profile, key, mode
         self.profile_defaulted, self.exec_mode = profile_defaulted, exec_mode
-        self.no_new_privileges, self.via = no_new_privileges, via
+        self.no_new_privileges, self.via, self.bundle = no_new_privileges, via, bundle
 
     def message(self) -> dict[str, Any]:
         return {"op": self.OP, **{name: getattr(self, name) for name in self.__slots__}}
@@ -70,7 +71,8 @@ class Watch:
             return cls(_field(doc, "container_id", str), _field(doc, "pid", int), _field(doc, "profile", str),
                        key, str(doc.get("mode") or "learn"),
                        bool(doc.get("profile_defaulted")), bool(doc.get("exec_mode")),
-                       bool(doc.get("no_new_privileges")), str(doc.get("via") or "hook"))
+                       bool(doc.get("no_new_privileges")), str(doc.get("via") or "hook"),
+                       str(doc.get("bundle") or ""))
         except ProtocolError:
             raise ProtocolError("watch needs container_id, pid and profile") from None
 

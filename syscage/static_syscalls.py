@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
 import json
-import os
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from syscage.atomic import write_atomically
+from syscage.inroot import ContainerRoot, NotReadable
 
 CACHE_VERSION = 1
 LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib",
@@ -51,47 +53,64 @@ class NotAnalysable(Exception):
     """Not an x86-64 ELF object, or unreadable."""
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def object_facts(path: Path, cache_dir: Path | None) -> tuple[dict[str, Any], bool, float]:
-    """What one ELF object can do (see _analyse), from the cache when this very content was analysed before.
+def object_facts(data: bytes, cache_dir: Path | None) -> tuple[dict[str, Any], bool, float]:
+    """What one ELF object can do (see _facts), from the cache when this very content was analysed before.
     Returns (facts, from_cache, seconds spent)."""
     started = time.monotonic()
-    digest = sha256_of(path)
-    cached = cache_dir / f"{digest}.json" if cache_dir else None
-    if cached is not None:
-        try:
-            doc = json.loads(cached.read_text())
-            if doc.get("version") == CACHE_VERSION:
-                return doc, True, time.monotonic() - started
-        except (OSError, ValueError):
-            pass
-    facts = _analyse(path)
-    facts.update(version=CACHE_VERSION, sha256=digest, seconds=round(time.monotonic() - started, 3))
-    if cached is not None:
-        cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomically(cached, json.dumps(facts, sort_keys=True).encode(), 0o644, durable=False)  # a cache
-    return facts, False, time.monotonic() - started
+    facts = cached_facts(hashlib.sha256(data).hexdigest(), cache_dir)
+    if facts is not None:
+        return facts, True, time.monotonic() - started
+    return analyse_object(data, cache_dir), False, time.monotonic() - started
 
 
-def _analyse(path: Path) -> dict[str, Any]:
+def cached_facts(digest: str, cache_dir: Path | None) -> dict[str, Any] | None:
+    if cache_dir is None:
+        return None
+    try:
+        doc = json.loads((cache_dir / f"{digest}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("version") == CACHE_VERSION else None
+
+
+def analyse_object(data: bytes, cache_dir: Path | None, name: str = "") -> dict[str, Any]:
+    """Analyse one object's content (slow: seconds for libc, tens of seconds for a large Go binary) and cache it."""
     from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
+    started = time.monotonic()
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        with path.open("rb") as f:
-            elf = ELFFile(f)
-            if elf["e_machine"] != "EM_X86_64":
-                raise NotAnalysable(f"{path}: not x86-64 ({elf['e_machine']})")
-            return _facts(elf)
-    except (ELFError, OSError) as exc:
-        raise NotAnalysable(f"{path}: {exc}") from None
+        elf = ELFFile(io.BytesIO(data))
+        if elf["e_machine"] != "EM_X86_64":
+            raise NotAnalysable(f"{name}: not x86-64 ({elf['e_machine']})")
+        facts = _facts(elf)
+    except (ELFError, OSError, ValueError) as exc:
+        raise NotAnalysable(f"{name}: not an ELF object ({exc})") from None
+    facts.update(version=CACHE_VERSION, sha256=digest, seconds=round(time.monotonic() - started, 3))
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomically(cache_dir / f"{digest}.json", json.dumps(facts, sort_keys=True).encode(), 0o644,
+                         durable=False)  # a cache
+    return facts
+
+
+def links_of(data: bytes, name: str) -> tuple[str | None, list[str]]:
+    """(PT_INTERP, DT_NEEDED) of an ELF object: what else the loader maps for it. Cheap (headers only)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.dynamic import DynamicSection
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        if elf["e_machine"] != "EM_X86_64":
+            raise NotAnalysable(f"{name}: not x86-64 ({elf['e_machine']})")
+        interp = next((seg.get_interp_name() for seg in elf.iter_segments() if seg["p_type"] == "PT_INTERP"), None)
+        needed = [t.needed for section in elf.iter_sections() if isinstance(section, DynamicSection)
+                  for t in section.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
+    except (ELFError, OSError, ValueError, KeyError) as exc:
+        raise NotAnalysable(f"{name}: not an ELF object ({exc})") from None
+    return interp, needed
 
 
 def _facts(elf: Any) -> dict[str, Any]:
@@ -366,58 +385,177 @@ def _plt_names(elf: Any) -> dict[int, str]:
     return out
 
 
-def resolve_program(rootfs: Path, program: str) -> str:
+# What one record may read into memory for the worker (objects not in the cache yet), and per object.
+MAX_OBJECT = 256 << 20
+MAX_HELD = 768 << 20
+MAX_OBJECTS = 256
+MAX_LISTED = 64  # unresolved paths named in the profile; the rest are counted
+SCRIPT_DEPTH = 4
+
+
+@dataclass
+class Gathered:
+    """Phase one, while the container's rootfs is there: every object the exec'd programs map, read and hashed.
+    What the cache knows is facts already; the rest is held as content for phase two (analyse_gathered)."""
+
+    programs: dict[str, tuple[list[str], str | None]] = field(default_factory=dict)  # exe -> (libs, loader)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # container path -> facts from the cache
+    pending: dict[str, bytes] = field(default_factory=dict)  # container path -> content still to analyse
+    seconds: dict[str, float] = field(default_factory=dict)  # container path -> time to read, hash, look up
+    unresolved: dict[str, str] = field(default_factory=dict)  # exec'd or needed path -> why it is not analysed
+    unresolved_total: int = 0
+    absent: list[str] = field(default_factory=list)  # exec'd paths not in the rootfs (a failed exec, a PATH search)
+    held: int = 0
+
+
+def resolve_program(rootfs: Path | ContainerRoot, program: str) -> str:
     """A program name or container path -> its path inside the container (symlinks followed inside)."""
-    candidates = [program] if program.startswith("/") else [f"{d}/{program}" for d in PATH_DIRS]
-    for candidate in candidates:
-        found = _inside(rootfs, candidate)
-        if found is not None and found.is_file():
-            return "/" + str(found.relative_to(rootfs))
-    raise NotAnalysable(f"{program}: not found in {rootfs} (looked in {', '.join(PATH_DIRS)})")
+    candidates = [program] if "/" in program else [f"{d}/{program}" for d in PATH_DIRS]
+    root = rootfs if isinstance(rootfs, ContainerRoot) else ContainerRoot(rootfs)
+    try:
+        for candidate in candidates:
+            if root.exists(candidate):
+                return candidate
+    finally:
+        if root is not rootfs:
+            root.close()
+    raise NotAnalysable(f"{program}: not found in {root.rootfs} (looked in {', '.join(PATH_DIRS)})")
 
 
-def _inside(rootfs: Path, path: str, depth: int = 0) -> Path | None:
-    """`path` as the container sees it: symlinks resolved against the rootfs, never leaving it."""
-    if depth > 40:
+def _shebang(data: bytes) -> list[str]:
+    line = data[2:256].split(b"\n", 1)[0]
+    return [w for w in line.decode(errors="replace").split() if w]
+
+
+def gather(root: ContainerRoot, paths: list[str], cache_dir: Path | None, strict: bool = False) -> Gathered:
+    """Read the programs at `paths` (container paths), their loader and shared libraries (DT_NEEDED, breadth
+    first as ld.so does) inside `root`. A `#!` script stands for its interpreter. What cannot be read or is not
+    an x86-64 ELF object is counted in `unresolved` (strict: raised)."""
+    g = Gathered()
+    links: dict[str, tuple[str | None, list[str]]] = {}
+
+    def fail(path: str, reason: str, absent: bool = False) -> None:
+        if strict:
+            raise NotAnalysable(f"{path}: {reason}")
+        if absent:
+            if path not in g.absent and len(g.absent) < MAX_LISTED:
+                g.absent.append(path)
+            return
+        g.unresolved_total += 1
+        if len(g.unresolved) < MAX_LISTED:
+            g.unresolved[path] = reason
+
+    def take(path: str, data: bytes, inside: str, started: float) -> str:
+        if inside in links:
+            return inside
+        if len(links) >= MAX_OBJECTS:
+            raise NotReadable(path, f"more than {MAX_OBJECTS} objects in one run (not analysed)")
+        links[inside] = links_of(data, inside)
+        facts = cached_facts(hashlib.sha256(data).hexdigest(), cache_dir)
+        if facts is not None:
+            g.facts[inside] = facts
+        else:
+            if g.held + len(data) > MAX_HELD:
+                raise NotReadable(path, f"the run's objects exceed {MAX_HELD >> 20} MiB (not analysed)")
+            g.pending[inside] = data
+            g.held += len(data)
+        g.seconds[inside] = round(time.monotonic() - started, 3)
+        return inside
+
+    def library(exe: str, soname: str) -> str | None:
+        for path in [soname] if "/" in soname else [f"{d}/{soname}" for d in LIB_DIRS]:
+            started = time.monotonic()
+            try:
+                data, inside = root.read(path, MAX_OBJECT)
+            except NotReadable as exc:
+                if exc.absent:
+                    continue
+                fail(path, exc.reason)
+                return None
+            try:
+                return take(path, data, inside, started)
+            except (NotReadable, NotAnalysable) as exc:
+                fail(path, str(exc))
+                return None
+        fail(soname, f"needed by {exe}, not found in {', '.join(LIB_DIRS)}")
         return None
-    current = rootfs
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    for i, part in enumerate(parts):
-        if part == "..":
-            current = current.parent if current != rootfs else rootfs
-            continue
-        nxt = current / part
-        if nxt.is_symlink():
-            target = os.readlink(nxt)
-            base = "" if target.startswith("/") else "/" + str(current.relative_to(rootfs))
-            rest = "/".join(parts[i + 1:])
-            return _inside(rootfs, f"{base}/{target}/{rest}", depth + 1)
-        if not nxt.exists():
-            return None
-        current = nxt
-    return current
+
+    def program(path: str, depth: int = 0, script: str = "") -> None:
+        started = time.monotonic()
+        try:
+            data, inside = root.read(path, MAX_OBJECT)
+        except NotReadable as exc:
+            fail(script or path, f"its interpreter {path}: {exc.reason}" if script else exc.reason,
+                 exc.absent and not script)
+            return
+        if data[:2] == b"#!":
+            words = _shebang(data)
+            if not words or depth >= SCRIPT_DEPTH:
+                fail(path, "a script whose interpreter cannot be told")
+                return
+            target = words[0]
+            if Path(target).name == "env" and len(words) > 1 and not words[1].startswith("-"):
+                try:
+                    target = resolve_program(root, words[1])
+                except NotAnalysable as exc:
+                    fail(path, str(exc))
+                    return
+            program(target, depth + 1, script or path)
+            return
+        try:
+            exe = take(path, data, inside, started)
+        except (NotReadable, NotAnalysable) as exc:
+            fail(script or path, str(exc))
+            return
+        if exe in g.programs:
+            return
+        interp_name, needed = links[exe]
+        interp = None
+        if interp_name:
+            interp = library(exe, interp_name)
+        order: list[str] = []
+        queue, seen = list(needed), set()
+        while queue:
+            soname = queue.pop(0)
+            if soname in seen:
+                continue
+            seen.add(soname)
+            lib = library(exe, soname)
+            if lib is not None and lib not in order and lib != exe:
+                order.append(lib)
+                queue.extend(links[lib][1])
+        g.programs[exe] = (order, interp)
+
+    for path in paths:
+        program(path)
+    return g
 
 
-def analyse_programs(rootfs: Path, programs: list[str], cache_dir: Path | None) -> dict[str, Any]:
-    """The static set of `programs` (names or container paths) in `rootfs`: syscall -> where it came from,
-    and per object its hash, the analysis time and whether it came from the cache."""
+def analyse_gathered(g: Gathered, cache_dir: Path | None, strict: bool = False) -> dict[str, Any]:
+    """Phase two (slow for what the cache does not know): the static set of the gathered programs: syscall ->
+    where it came from, and per object its hash, the analysis time and whether it came from the cache."""
     from syscage.syscalls import syscall_name
 
-    objects: dict[str, dict[str, Any]] = {}
+    objects = dict(g.facts)
     binaries: dict[str, dict[str, Any]] = {}
-
-    def load(container_path: str) -> dict[str, Any]:
-        if container_path not in objects:
-            host = _inside(rootfs, container_path)
-            if host is None:
-                raise NotAnalysable(f"{container_path}: not in {rootfs}")
-            facts, cached, seconds = object_facts(host, cache_dir)
-            objects[container_path] = facts
-            binaries[container_path] = {"sha256": facts["sha256"], "cached": cached, "seconds": round(seconds, 3),
-                                        "analysis_seconds": facts["seconds"], "instructions": facts["instructions"],
-                                        "unknown_syscall_sites": facts["unknown_syscall_sites"]}
-        return objects[container_path]
-
+    for path, data in list(g.pending.items()):
+        started = time.monotonic()
+        try:
+            objects[path] = analyse_object(data, cache_dir, path)
+        except NotAnalysable as exc:
+            if strict:
+                raise
+            g.unresolved_total += 1
+            if len(g.unresolved) < MAX_LISTED:
+                g.unresolved[path] = str(exc)
+            continue
+        finally:
+            del g.pending[path]  # the content is not needed any more
+        g.seconds[path] = round(g.seconds.get(path, 0.0) + time.monotonic() - started, 3)
+    for path, facts in objects.items():
+        binaries[path] = {"sha256": facts["sha256"], "cached": path in g.facts, "seconds": g.seconds.get(path, 0.0),
+                          "analysis_seconds": facts["seconds"], "instructions": facts["instructions"],
+                          "unknown_syscall_sites": facts["unknown_syscall_sites"]}
     found: dict[int, list[str]] = {}
 
     def add(nrs: list[int] | set[int], where: str) -> None:
@@ -426,23 +564,20 @@ def analyse_programs(rootfs: Path, programs: list[str], cache_dir: Path | None) 
             if where not in places and len(places) < 8:
                 places.append(where)
 
-    for program in programs:
-        exe = resolve_program(rootfs, program)
-        facts = load(exe)
-        add(facts["direct"], f"{exe} (syscall instruction)")
-        order = [exe]
-        libs = _load_order(rootfs, exe, facts, load)
-        order.extend(libs)
-        if facts["interp"]:
-            interp = resolve_program(rootfs, facts["interp"])
-            add(load(interp)["direct"], f"{interp} (the dynamic loader)")
+    for exe, (libs, interp) in g.programs.items():
+        if exe not in objects:
+            continue
+        add(objects[exe]["direct"], f"{exe} (syscall instruction)")
+        if interp is not None and interp in objects:
+            add(objects[interp]["direct"], f"{interp} (the dynamic loader)")
+        libs = [lib for lib in libs if lib in objects]
         for lib in libs:
             lf = objects[lib]
             if not Path(lib).name.startswith("libc.so"):
                 add(lf["direct"], f"{lib} (syscall instruction)")
             else:  # start-up and the functions whose address libc takes (stdio's vtables, atexit handlers)
                 add(lf["always"][0], f"{lib} (start-up and address-taken functions)")
-        pending = [(name, obj) for obj in order for name in objects[obj]["imports"]]
+        pending = [(name, obj) for obj in [exe, *libs] for name in objects[obj]["imports"]]
         done: set[str] = set()
         while pending:
             name, caller = pending.pop()
@@ -460,28 +595,17 @@ def analyse_programs(rootfs: Path, programs: list[str], cache_dir: Path | None) 
         name = syscall_name(nr)
         if name:
             syscalls[name] = where
-    return {"programs": programs, "rootfs": str(rootfs), "binaries": binaries, "syscalls": syscalls}
+    return {"programs": sorted(g.programs), "binaries": binaries, "syscalls": syscalls,
+            "unresolved": dict(g.unresolved), "unresolved_total": g.unresolved_total, "absent": list(g.absent)}
 
 
-def _load_order(rootfs: Path, exe: str, facts: dict[str, Any], load: Any) -> list[str]:
-    """The shared libraries `exe` loads, breadth first as ld.so does, resolved inside the rootfs."""
-    order: list[str] = []
-    queue = list(facts["needed"])
-    seen: set[str] = set()
-    while queue:
-        soname = queue.pop(0)
-        if soname in seen:
-            continue
-        seen.add(soname)
-        for directory in LIB_DIRS:
-            path = f"{directory}/{soname}"
-            host = _inside(rootfs, path)
-            if host is not None and host.is_file():
-                resolved = "/" + str(host.relative_to(rootfs))
-                if resolved not in order:
-                    order.append(resolved)
-                    queue.extend(load(resolved)["needed"])
-                break
-        else:
-            raise NotAnalysable(f"{exe} needs {soname}, which is not in {rootfs}")
-    return order
+def analyse_programs(rootfs: Path, programs: list[str], cache_dir: Path | None) -> dict[str, Any]:
+    """The static set of `programs` (names or container paths) in `rootfs`, at once (`syscage static`)."""
+    try:
+        root = ContainerRoot(rootfs)
+    except OSError as exc:
+        raise NotAnalysable(f"{rootfs}: {exc.strerror}") from None
+    with root:
+        paths = [resolve_program(root, p) for p in programs]
+        static = analyse_gathered(gather(root, paths, cache_dir, strict=True), cache_dir, strict=True)
+    return {**static, "programs": programs, "rootfs": str(rootfs)}

@@ -190,6 +190,20 @@ class ProfileStore:
             assert updated is not None
             return updated
 
+    def merge_static(self, name: str, static: dict[str, Any], container_id: str) -> dict[str, Any]:
+        """Add one run's static set (hooks.daemon.static_record) to the profile's: the union of what every
+        analysed run's programs can make, with what could not be analysed counted."""
+        from syscage.static_merge import merge_static
+
+        with self.locked(name):
+            def change(current: dict[str, Any], now: str) -> dict[str, Any]:
+                return {**current, "static": merge_static(current.get("static"), static, container_id, now),
+                        "updated": now, "revision": int(current.get("revision", 0)) + 1}
+
+            updated = self._change(name, change, create=False)
+            assert updated is not None
+            return updated
+
     def _change(self, name: str, change: Callable[[dict[str, Any], str], dict[str, Any] | None],
                 create: bool) -> dict[str, Any] | None:
         """Apply `change` to the profile and write it; the caller holds the lock."""

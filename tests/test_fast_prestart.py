@@ -43,7 +43,7 @@ def test_watch_request_carries_the_prepared_fields(tmp_path: Path) -> None:
     assert watch_prepared(prepared_argument(str(sock), WATCH, "n1"), state())
     assert got == [{"op": "watch", "container_id": "c1", "pid": 42, "via": "prepared hook", "key": "nonce:n1",
                     "profile": "web", "mode": "learn", "profile_defaulted": False, "exec_mode": False,
-                    "no_new_privileges": True}]
+                    "no_new_privileges": True, "bundle": "/b"}]
 
 
 def test_the_full_hook_gets_the_nonce_when_the_fast_path_hands_over() -> None:

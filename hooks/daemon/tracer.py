@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 OWN_CGROUP = "syscage"
 JANITOR_PERIOD = 2.0
+STATIC_WAIT = 300.0  # how long a stopping tracer waits for the static analysis of recorded runs
 MARKER_SWEEP_PERIOD = 30.0
 
 
@@ -55,6 +56,7 @@ class Watched:
     key: str = ""  # see syscage.protocol.watch_key: a record must name it to take this watch's run
     pending: str | None = None  # the id of its pending run in the store
     vanished_at: float | None = None
+    bundle: str = ""  # where the static analysis finds the rootfs (hooks.daemon.static_record)
 
 
 # The requests that name a container, by op (status takes no argument).
@@ -111,6 +113,9 @@ class Tracer:
             recorder = SyscallRecorder(config.max_containers, config.max_threads)
         self.recorder = recorder
         self.compile_seconds = round(time.monotonic() - started, 3)
+        from syscage.hooks.daemon.static_record import STATIC_CACHE, StaticWorker
+
+        self.static = StaticWorker(lambda: self.store, config.store / STATIC_CACHE, log)
         log.info("tracer attached", instance=self.instance, compile_seconds=self.compile_seconds)
 
     @property
@@ -190,7 +195,7 @@ class Tracer:
         except KeyError:
             return {"ok": False, "error": f"cgroup of {cid} is already watched for another container"}, None
         watched = Watched(cid, profile, slot, identity.cgroup_id, identity.cgroup_path, req.exec_mode,
-                          req.no_new_privileges, utc_now(), key)
+                          req.no_new_privileges, utc_now(), key, bundle=req.bundle)
         self.watched[cid] = watched
         self.log.info("watching", container_id=cid, profile=profile, mode=req.mode, slot=slot,
                       cgroup_id=identity.cgroup_id, cutover="exec" if req.exec_mode else "seccomp",
@@ -299,6 +304,8 @@ class Tracer:
                  runs=merged.get("runs_total", len(merged["runs"])))
         # Runs of this profile whose recording failed earlier (a full disk) are saved now that a write works.
         self._settle(profile)
+        if watched is not None and obs.cutover != "none":  # the run is durable: now what its programs can do
+            self.static.after_record(profile, cid, watched.bundle, obs.files)
         return {"ok": True, "complete": obs.complete, "problems": obs.problems, "syscalls": len(obs.syscalls),
                 "cutover": obs.cutover, "profile_syscalls": len(merged["syscalls"]), "instance": self.instance}
 
@@ -363,7 +370,8 @@ class Tracer:
                 if now - watched.vanished_at > self.config.orphan_grace:
                     del self.watched[watched.container_id]
                     orphans.append((watched, self._release(watched)))
-            idle = not self.watched and self.idle_timeout > 0 and now - self.last_activity >= self.idle_timeout
+            idle = (not self.watched and self.idle_timeout > 0 and now - self.last_activity >= self.idle_timeout
+                    and self.static.idle())
             if idle and not orphans:
                 self.closing = True
         for watched, report in orphans:
@@ -381,6 +389,9 @@ class Tracer:
             self.watched.clear()
         for watched, report in left:
             self._save(watched, report, STOPPED)
+        if not self.static.wait(STATIC_WAIT):
+            self.log.warning("tracer stopping before the static analysis of recorded runs ended: they stay "
+                             "unanalysed (syscage show says so)")
 
     def _save(self, watched: Watched, report: dict[str, Any], problem: str) -> None:
         """Record a watched container's run, as incomplete, without its record request."""
