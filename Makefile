@@ -15,7 +15,7 @@ MANIFEST = $(LIBDIR)/installed-files
 COMMANDS := syscage syscage-hook syscage-tracer syscage-runtime containerd-shim-syscage-v2 syscage-runtime-py \
 	containerd-shim-syscage-v2-py
 KERNEL := $(shell uname -r)
-APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd busybox-static crun apparmor \
+APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd busybox-static crun apparmor golang-go \
 	libseccomp2 python3-venv strace gcc libc6-dev qemu-system-x86 linux-image-amd64 chromium redis-tools
 PYTEST_FLAGS ?= -q -ra
 
