@@ -72,3 +72,26 @@ def test_what_cannot_be_analysed_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "bin" / "escape").symlink_to("../../../../usr/bin/gzip")  # resolved inside the rootfs, not the host
     with pytest.raises(NotAnalysable, match="not found"):
         resolve_program(tmp_path, "/bin/escape")
+
+
+GOPROBE = Path(__file__).parent.parent / "integration" / "programs" / "goprobe.go"
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="needs Debian's golang-go (make deps installs it)")
+def test_a_go_binary_s_syscalls_through_its_runtime_and_the_syscall_package(tmp_path: Path) -> None:
+    """Go makes syscalls through its runtime's assembly (constant in AX before SYSCALL) and through
+    syscall.Syscall/Syscall6/RawSyscall (register ABI: the number is the first argument, in RAX)."""
+    root = tmp_path / "root"
+    (root / "usr" / "bin").mkdir(parents=True)
+    home = tmp_path / "go"
+    subprocess.run(["go", "build", "-o", str(root / "usr" / "bin" / "goprobe"), str(GOPROBE)], check=True,
+                   cwd=GOPROBE.parent, env={"PATH": "/usr/bin:/bin", "CGO_ENABLED": "0", "HOME": str(home),
+                                            "GOCACHE": str(home / "cache"), "GO111MODULE": "off"})
+    found = analyse_programs(root, ["goprobe"], None)
+    runtime = {"mmap", "futex", "clone", "rt_sigaction", "sigaltstack", "nanosleep", "epoll_pwait", "tgkill"}
+    package = {"renameat", "symlinkat", "readlinkat", "fchmodat", "utimensat", "mkdirat", "unlinkat", "getdents64",
+               "socket", "bind", "listen", "accept4", "connect", "setsockopt", "getsockname"}
+    assert runtime | package <= set(found["syscalls"]), sorted(runtime | package - set(found["syscalls"]))
+    assert found["syscalls"]["renameat"] == ["/usr/bin/goprobe (syscall instruction)"]
+    profile = {"syscalls": {"read": {}}, "static": found}
+    assert not {"keyctl", "bpf", "unshare", "mount", "ptrace", "setns"} & set(additions(profile, "learned+static"))
