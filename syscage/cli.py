@@ -527,6 +527,9 @@ def _show_static_gaps(profile: dict[str, Any]) -> None:
                                                                            static["unresolved_total"] else ""))
         for path, why in sorted(unresolved.items()):
             print(f"    {path}: {why}")
+    if static.get("paths_lost"):
+        print(f"  the tracer could not record {static['paths_lost']} paths in these runs (relative, too long, "
+              "unreadable or a full table): a program exec'd by one of them is not analysed")
     if static.get("absent"):
         print(f"  exec'd but not in the rootfs (failed execs, such as a PATH search): {', '.join(static['absent'])}")
 

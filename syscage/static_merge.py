@@ -30,5 +30,6 @@ def merge_static(current: dict[str, Any] | None, run: dict[str, Any], container_
             "binaries": {**(base.get("binaries") or {}), **run.get("binaries", {})}, "programs": programs,
             "unresolved": unresolved,
             "unresolved_total": int(base.get("unresolved_total") or 0) + int(run.get("unresolved_total") or 0),
-            "absent": absent, "runs_analysed": int(base.get("runs_analysed") or 0) + 1,
+            "absent": absent, "paths_lost": int(base.get("paths_lost") or 0) + int(run.get("paths_lost") or 0),
+            "runs_analysed": int(base.get("runs_analysed") or 0) + 1,
             "last_run": container_id, "analysed": now}

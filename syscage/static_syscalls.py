@@ -406,6 +406,7 @@ class Gathered:
     unresolved_total: int = 0
     absent: list[str] = field(default_factory=list)  # exec'd paths not in the rootfs (a failed exec, a PATH search)
     held: int = 0
+    paths_lost: int = 0  # paths the tracer could not record in the run (an exec among them is not analysed)
 
 
 def resolve_program(rootfs: Path | ContainerRoot, program: str) -> str:
@@ -596,7 +597,8 @@ def analyse_gathered(g: Gathered, cache_dir: Path | None, strict: bool = False) 
         if name:
             syscalls[name] = where
     return {"programs": sorted(g.programs), "binaries": binaries, "syscalls": syscalls,
-            "unresolved": dict(g.unresolved), "unresolved_total": g.unresolved_total, "absent": list(g.absent)}
+            "unresolved": dict(g.unresolved), "unresolved_total": g.unresolved_total, "absent": list(g.absent),
+            "paths_lost": g.paths_lost}
 
 
 def analyse_programs(rootfs: Path, programs: list[str], cache_dir: Path | None) -> dict[str, Any]:

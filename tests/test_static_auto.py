@@ -131,3 +131,22 @@ def test_no_bundle_is_logged_and_nothing_merged(tmp_path: Path) -> None:
     log = _Log()
     StaticWorker(lambda: store, tmp_path / "cache", log).after_record("web", "c1", "", {"/bin/sh": ["x"]})
     assert [e for e in log.events if e[0] == "warning" and "no bundle" in e[1]]
+
+
+def test_a_full_queue_and_lost_paths_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from syscage.hooks.daemon import static_record
+
+    store = ProfileStore(tmp_path / "store", 1)
+    store.record_run("web", Observation(container_id="c1", started="t", stopped="t", cutover="seccomp",
+                                        syscalls=["read"]))
+    monkeypatch.setattr(static_record, "MAX_QUEUED", 1000)  # the probe alone is larger
+    worker = StaticWorker(lambda: store, tmp_path / "cache", _Log())
+    worker.after_record("web", "c1", str(_bundle(tmp_path, ["/usr/bin/probe"])), {}, {"paths_unresolved": 3})
+    assert worker.wait(120) and worker.held == 0
+    static = store.read("web")["static"]
+    assert static["paths_lost"] == 3 and static["unresolved_total"] == 1 and not static["syscalls"]
+    assert "were waiting for the analysis" in static["unresolved"]["/usr/bin/probe"]
+    cli.cmd_show(Config(store=tmp_path / "store", run_dir=tmp_path / "run"),
+                 argparse.Namespace(name="web", json=False, since=None))
+    assert "could not record 3 paths" in capsys.readouterr().out

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 STATIC_CACHE = "static-cache"  # as syscage.static_cli: one cache per store
+MAX_QUEUED = 1 << 30  # content waiting for the worker, all runs together: beyond it a run's new objects are counted
+PATH_LOSSES = ("paths_unresolved", "paths_truncated", "paths_fault", "paths_dropped")  # as tracer_bpf's
 
 
 def exec_paths(files: dict[str, list[str]] | None) -> list[str]:
@@ -76,11 +78,14 @@ class StaticWorker:
         self.store_of, self.cache_dir, self.log = store_of, cache_dir, log
         self.jobs: queue.Queue[tuple[str, str, Any] | None] = queue.Queue()
         self.busy = 0
+        self.held = 0  # bytes of content queued
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
-    def after_record(self, profile: str, container_id: str, bundle: str, files: dict[str, list[str]] | None) -> None:
-        """Phase one now (the rootfs goes away after the poststop), phase two queued."""
+    def after_record(self, profile: str, container_id: str, bundle: str, files: dict[str, list[str]] | None,
+                     counters: dict[str, int] | None = None) -> None:
+        """Phase one now (the rootfs goes away after the poststop), phase two queued. `counters`: the run's, whose
+        path losses (a relative or too long path the tracer could not record) may hide an exec."""
         if not bundle:  # a watch from a client that names no bundle (older than the analysis): logged only
             self.log.warning("static analysis skipped: the watch named no bundle", profile=profile,
                              container_id=container_id)
@@ -92,6 +97,15 @@ class StaticWorker:
             self.log.exception("static analysis: could not read the run's programs", profile=profile,
                                container_id=container_id, error=str(exc))
             return
+        gathered.paths_lost = sum(int((counters or {}).get(name, 0)) for name in PATH_LOSSES)
+        with self.lock:
+            if self.held + gathered.held > MAX_QUEUED:
+                for path in gathered.pending:
+                    gathered.unresolved_total += 1
+                    gathered.unresolved[path] = (f"not analysed: more than {MAX_QUEUED >> 20} MiB were waiting for "
+                                                 "the analysis (a later run of it, or `syscage static`, adds it)")
+                gathered.pending, gathered.held = {}, 0
+            self.held += gathered.held
         self.log.info("static analysis queued", profile=profile, container_id=container_id,
                       programs=sorted(gathered.programs), to_analyse=sorted(gathered.pending),
                       unresolved=gathered.unresolved_total, read_seconds=round(time.monotonic() - started, 3))
@@ -123,6 +137,7 @@ class StaticWorker:
             if job is None:
                 return
             profile, container_id, gathered = job
+            held = gathered.held
             try:
                 started = time.monotonic()
                 static = analyse_gathered(gathered, self.cache_dir)
@@ -136,3 +151,4 @@ class StaticWorker:
             finally:
                 with self.lock:
                     self.busy -= 1
+                    self.held -= held

@@ -305,7 +305,7 @@ class Tracer:
         # Runs of this profile whose recording failed earlier (a full disk) are saved now that a write works.
         self._settle(profile)
         if watched is not None and obs.cutover != "none":  # the run is durable: now what its programs can do
-            self.static.after_record(profile, cid, watched.bundle, obs.files)
+            self.static.after_record(profile, cid, watched.bundle, obs.files, obs.counters)
         return {"ok": True, "complete": obs.complete, "problems": obs.problems, "syscalls": len(obs.syscalls),
                 "cutover": obs.cutover, "profile_syscalls": len(merged["syscalls"]), "instance": self.instance}
 
