@@ -131,3 +131,16 @@ def write_config(path: Path, root: Path, **sections: dict[str, Any]) -> None:
         lines.append(f"[{table}]")
         lines.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
     path.write_text("\n".join(lines) + "\n")
+
+
+def analysed(env: Env, profile: str, runs: int, timeout: float = 900.0) -> dict[str, Any]:
+    """The profile's static set once the tracer has analysed `runs` of its runs (it does after each record, in
+    a worker: the first analysis of libc or a large Go binary takes seconds on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        static = env.profile(profile).get("static") or {}
+        if static.get("runs_analysed", 0) >= runs:
+            return static
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"the tracer analysed {static.get('runs_analysed', 0)} of {runs} runs of {profile}")
+        time.sleep(0.5)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from integration.containerd import Containerd
-from integration.env import VENV_BIN, Env, write_config
+from integration.env import VENV_BIN, Env, analysed, write_config
 
 WRAPPER = str(VENV_BIN / "syscage-runtime")
 HANDLER = "io.containerd.syscage.v2"
@@ -51,6 +51,10 @@ def test_learn_through_containerd(env: Env, containerd: Containerd, via: str) ->
     prepared = [e for e in map(json.loads, env.log_file.read_text().splitlines())
                 if e.get("event") == "spec prepared" and e.get("container_id") == cid]
     assert [e["run_recorded_at"] for e in prepared] == ["delete"]
+    # What the run exec'd was read in its rootfs (containerd's mount, still there when the run is recorded).
+    static = analysed(env, name, 1)
+    assert static["programs"] == ["/bin/busybox"] and not static["unresolved_total"], static
+    assert {"write", "getdents64", "openat"} <= set(static["syscalls"])
 
 
 @pytest.mark.parametrize("via", ["binary-name", "handler"])

@@ -14,14 +14,14 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from integration.env import Env, write_config
+from integration.env import Env, analysed, write_config
 from integration.test_wrapper_runc import WRAPPER
+from syscage.coverage import additions
 from syscage.dockerdefault import ALLOWED as DOCKER_ALLOWED
 from syscage.syscalls import syscall_number
 
@@ -30,7 +30,6 @@ FIGURES = Path(os.environ.get("SYSCAGE_FIGURES", "/tmp/syscage-generalise.json")
 HOST_PROGRAMS = ("/usr/bin/tar", "/usr/bin/gzip", "/usr/bin/sqlite3")
 PROBE = Path(__file__).parent.parent / "tests" / "fixtures" / "static_probe.c"
 GOPROBE = Path(__file__).parent / "programs" / "goprobe.go"
-ANALYSIS_WAIT = 900.0  # the first analysis of libc and a Go binary on a busy 2-core machine
 COVERAGES = ("learned", "learned+related", "learned+static")
 
 # program -> (the learning workload, the other workload of the same kind enforced afterwards, its expected stdout)
@@ -123,14 +122,7 @@ class Runner:
         assert self.env.profile(profile)["complete"]
 
     def analysed(self, profile: str, runs: int) -> dict[str, Any]:
-        """The profile's static set once the tracer has analysed `runs` runs (it does so after each record)."""
-        deadline = time.monotonic() + ANALYSIS_WAIT
-        while True:
-            static = self.env.profile(profile).get("static") or {}
-            if static.get("runs_analysed", 0) >= runs:
-                return static
-            assert time.monotonic() < deadline, f"the tracer analysed {static.get('runs_analysed', 0)} of {runs} runs"
-            time.sleep(0.5)
+        return analysed(self.env, profile, runs)
 
 
 def _call(args: list[str], environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -220,6 +212,8 @@ def test_recall_of_the_static_set_and_dangerous_never_added(env: Env, rootfs: Pa
         figures[program] = {
             "learned": len(seen), "static": len(static), "recall": round(len(seen & static) / len(seen), 3),
             "missed": missed, "programs": first["programs"], "unresolved": first["unresolved"],
+            "profile_syscalls": len(profile["syscalls"]), "docker_default": DOCKER_COUNT,
+            **{f"added_by_{c.split('+')[1]}": len(additions(profile, c)) for c in COVERAGES[1:]},
             "binaries": {path: {"first_analysis_seconds": b["analysis_seconds"], "seconds": b["seconds"],
                                 "cached": b["cached"], "seconds_again": again["binaries"][path]["seconds"]}
                          for path, b in first["binaries"].items()}}
