@@ -539,10 +539,15 @@ def analyse_gathered(g: Gathered, cache_dir: Path | None, strict: bool = False) 
 
     objects = dict(g.facts)
     binaries: dict[str, dict[str, Any]] = {}
+    cached = set(g.facts)
     for path, data in list(g.pending.items()):
         started = time.monotonic()
         try:
-            objects[path] = analyse_object(data, cache_dir, path)
+            # An earlier run's analysis may have cached the same content since this run was gathered.
+            facts = cached_facts(hashlib.sha256(data).hexdigest(), cache_dir)
+            if facts is not None:
+                cached.add(path)
+            objects[path] = facts if facts is not None else analyse_object(data, cache_dir, path)
         except NotAnalysable as exc:
             if strict:
                 raise
@@ -554,7 +559,7 @@ def analyse_gathered(g: Gathered, cache_dir: Path | None, strict: bool = False) 
             del g.pending[path]  # the content is not needed any more
         g.seconds[path] = round(g.seconds.get(path, 0.0) + time.monotonic() - started, 3)
     for path, facts in objects.items():
-        binaries[path] = {"sha256": facts["sha256"], "cached": path in g.facts, "seconds": g.seconds.get(path, 0.0),
+        binaries[path] = {"sha256": facts["sha256"], "cached": path in cached, "seconds": g.seconds.get(path, 0.0),
                           "analysis_seconds": facts["seconds"], "instructions": facts["instructions"],
                           "unknown_syscall_sites": facts["unknown_syscall_sites"]}
     found: dict[int, list[str]] = {}

@@ -150,3 +150,13 @@ def test_a_full_queue_and_lost_paths_are_counted(tmp_path: Path, monkeypatch: py
     cli.cmd_show(Config(store=tmp_path / "store", run_dir=tmp_path / "run"),
                  argparse.Namespace(name="web", json=False, since=None))
     assert "could not record 3 paths" in capsys.readouterr().out
+
+
+def test_content_cached_meanwhile_is_not_analysed_twice(tmp_path: Path) -> None:
+    """Two runs gathered before either was analysed: the second finds the first's result in the cache."""
+    bundle = str(_bundle(tmp_path, ["/usr/bin/probe"]))
+    first = gather_run(bundle, {}, tmp_path / "cache")
+    second = gather_run(bundle, {}, tmp_path / "cache")
+    assert list(first.pending) == list(second.pending) == ["/usr/bin/probe"]
+    assert not analyse_gathered(first, tmp_path / "cache")["binaries"]["/usr/bin/probe"]["cached"]
+    assert analyse_gathered(second, tmp_path / "cache")["binaries"]["/usr/bin/probe"]["cached"]
