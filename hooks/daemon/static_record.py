@@ -8,9 +8,10 @@ When a run is recorded (its record is durable in the profile first, so nothing h
      Bounded: size caps per object and per run (syscage.static_syscalls.MAX_*).
   2. in one worker thread, after the record's reply: what the cache does not know is analysed (seconds for
      libc, tens of seconds for a large Go binary), then the run's static set is merged into the profile under
-     its lock (ProfileStore.merge_static). The tracer does not go idle while the worker has work, and waits
-     for it when it stops; a tracer killed meanwhile leaves that run unanalysed, which `syscage show` says
-     (static.runs_analysed against the profile's runs).
+     its lock (ProfileStore.merge_static, an atomic write). The tracer does not go idle while the worker has
+     work; when it stops it waits a few seconds only (tracer.STATIC_WAIT): a run whose analysis is cut short,
+     or a tracer killed meanwhile, leaves that run unanalysed, which `syscage show` says (static.runs_analysed
+     against the profile's runs).
 Paths that cannot be analysed are counted and named in the profile, never guessed.
 """
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 OWN_CGROUP = "syscage"
 JANITOR_PERIOD = 2.0
-STATIC_WAIT = 300.0  # how long a stopping tracer waits for the static analysis of recorded runs
+STATIC_WAIT = 5.0  # a stopping tracer waits this long for the static analysis (then it is cut short: show says so)
 MARKER_SWEEP_PERIOD = 30.0
 
 
