@@ -363,3 +363,35 @@ def test_a_watch_without_a_key_is_taken(tmp_path: Path, host: Host) -> None:
     host.start(1)
     assert t.handle({"op": "watch", "container_id": "c", "pid": 1, "profile": "web", "key": None})["ok"]
     assert t.watched["c"].key == ""
+
+
+def test_a_recorded_run_gets_its_static_set_and_the_tracer_waits_for_it(tmp_path: Path, host: Host,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watch names the bundle; after the record (the run durable first), what the run exec'd is analysed
+    in the bundle's rootfs and merged into the profile; the tracer does not go idle meanwhile."""
+    import json
+    import shutil
+    import threading
+
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs" / "bin").mkdir(parents=True)
+    shutil.copy("/usr/bin/true", bundle / "rootfs" / "bin" / "true")  # dynamic: its libc is not in this rootfs
+    (bundle / "config.json").write_text(json.dumps({"root": {"path": "rootfs"}, "process": {"args": ["true"]}}))
+    cfg = Config(store=tmp_path / "store", run_dir=tmp_path / "run", log_file=tmp_path / "log")
+    t = Tracer(cfg, Log(), 30, instance="i1", recorder=FakeRecorder(), identify=host.identify)
+    host.start(1)
+    assert t.handle({"op": "watch", "container_id": "c", "pid": 1, "profile": "web", "key": "nonce:a",
+                     "bundle": str(bundle)})["ok"]
+    sees(t, "c", READ)
+    gate = threading.Event()
+    merge = ProfileStore.merge_static
+    monkeypatch.setattr(ProfileStore, "merge_static", lambda self, *a: (gate.wait(60), merge(self, *a))[1])
+    assert record(t, "c", "web", "nonce:a")["complete"]
+    assert "static" not in profile(tmp_path, "web")  # the record replied before the analysis
+    t.last_activity -= 60
+    assert t.janitor_step() is False  # idle, but the worker has work
+    gate.set()
+    assert t.static.wait(60)
+    static = profile(tmp_path, "web")["static"]
+    assert static["runs_analysed"] == 1 and static["programs"] == ["/bin/true"]
+    assert any("libc.so.6" in path for path in static["unresolved"]), static["unresolved"]
