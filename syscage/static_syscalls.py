@@ -85,8 +85,12 @@ def analyse_object(data: bytes, cache_dir: Path | None, name: str = "") -> dict[
         if elf["e_machine"] != "EM_X86_64":
             raise NotAnalysable(f"{name}: not x86-64 ({elf['e_machine']})")
         facts = _facts(elf)
+    except NotAnalysable:
+        raise
     except (ELFError, OSError, ValueError) as exc:
         raise NotAnalysable(f"{name}: not an ELF object ({exc})") from None
+    except Exception as exc:  # hostile or odd content (the container's): this object is not analysable, no more
+        raise NotAnalysable(f"{name}: cannot be analysed ({type(exc).__name__}: {exc})") from None
     facts.update(version=CACHE_VERSION, sha256=digest, seconds=round(time.monotonic() - started, 3))
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -108,8 +112,12 @@ def links_of(data: bytes, name: str) -> tuple[str | None, list[str]]:
         interp = next((seg.get_interp_name() for seg in elf.iter_segments() if seg["p_type"] == "PT_INTERP"), None)
         needed = [t.needed for section in elf.iter_sections() if isinstance(section, DynamicSection)
                   for t in section.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
+    except NotAnalysable:
+        raise
     except (ELFError, OSError, ValueError, KeyError) as exc:
         raise NotAnalysable(f"{name}: not an ELF object ({exc})") from None
+    except Exception as exc:  # hostile or odd content (the container's): this object is not analysable, no more
+        raise NotAnalysable(f"{name}: cannot be read as ELF ({type(exc).__name__}: {exc})") from None
     return interp, needed
 
 

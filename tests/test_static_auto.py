@@ -160,3 +160,16 @@ def test_content_cached_meanwhile_is_not_analysed_twice(tmp_path: Path) -> None:
     assert list(first.pending) == list(second.pending) == ["/usr/bin/probe"]
     assert not analyse_gathered(first, tmp_path / "cache")["binaries"]["/usr/bin/probe"]["cached"]
     assert analyse_gathered(second, tmp_path / "cache")["binaries"]["/usr/bin/probe"]["cached"]
+
+
+def test_hostile_elf_content_is_one_unanalysable_object(tmp_path: Path) -> None:
+    """A truncated or corrupt ELF object in the container is counted as not analysable, nothing more."""
+    bundle = _bundle(tmp_path, ["/usr/bin/probe"])
+    probe = (bundle / "rootfs" / "usr" / "bin" / "probe").read_bytes()
+    (bundle / "rootfs" / "usr" / "bin" / "cut").write_bytes(probe[:4096])
+    broken = bytearray(probe)
+    broken[0x27] = 0xC5  # e_phoff's top byte: pyelftools raises OverflowError, not one of its own errors
+    (bundle / "rootfs" / "usr" / "bin" / "broken").write_bytes(bytes(broken))
+    gathered = gather_run(str(bundle), {"/usr/bin/cut": ["x"], "/usr/bin/broken": ["x"]}, tmp_path / "cache")
+    static = analyse_gathered(gathered, tmp_path / "cache")
+    assert static["programs"] == ["/usr/bin/probe"] and static["unresolved_total"] == 2, static["unresolved"]

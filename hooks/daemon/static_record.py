@@ -94,10 +94,13 @@ class StaticWorker:
         started = time.monotonic()
         try:
             gathered = gather_run(bundle, files, self.cache_dir)
-        except Exception as exc:  # the analysis must never cost the tracer a recorded run
+        except Exception as exc:  # a bug: it must never cost the tracer a recorded run; the profile says so
+            from syscage.static_syscalls import Gathered
+
             self.log.exception("static analysis: could not read the run's programs", profile=profile,
                                container_id=container_id, error=str(exc))
-            return
+            gathered = Gathered(unresolved={"(the run)": f"its programs could not be read: {exc}"},
+                                unresolved_total=1)
         gathered.paths_lost = sum(int((counters or {}).get(name, 0)) for name in PATH_LOSSES)
         with self.lock:
             if self.held + gathered.held > MAX_QUEUED:
