@@ -523,8 +523,8 @@ def _show_static_gaps(profile: dict[str, Any]) -> None:
           "(a run whose analysis is still going on, or was cut short by a tracer stop, is not counted)")
     unresolved = static.get("unresolved") or {}
     if static.get("unresolved_total"):
-        print(f"  not analysed: {static['unresolved_total']} paths" + (" (first ones below)" if len(unresolved) <
-                                                                           static["unresolved_total"] else ""))
+        first = " (the first ones)" if len(unresolved) < static["unresolved_total"] else ""
+        print(f"  not analysed: {static['unresolved_total']} path(s){first}:")
         for path, why in sorted(unresolved.items()):
             print(f"    {path}: {why}")
     if static.get("paths_lost"):

@@ -444,6 +444,7 @@ def gather(root: ContainerRoot, paths: list[str], cache_dir: Path | None, strict
     links: dict[str, tuple[str | None, list[str]]] = {}
 
     def fail(path: str, reason: str, absent: bool = False) -> None:
+        reason = reason.split(": ", 1)[1] if reason.startswith(f"{path}: ") else reason
         if strict:
             raise NotAnalysable(f"{path}: {reason}")
         if absent:
@@ -561,7 +562,7 @@ def analyse_gathered(g: Gathered, cache_dir: Path | None, strict: bool = False) 
                 raise
             g.unresolved_total += 1
             if len(g.unresolved) < MAX_LISTED:
-                g.unresolved[path] = str(exc)
+                g.unresolved[path] = str(exc).removeprefix(f"{path}: ")
             continue
         finally:
             del g.pending[path]  # the content is not needed any more

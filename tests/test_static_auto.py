@@ -119,7 +119,7 @@ def test_the_worker_merges_each_run_into_the_profile_and_show_says_so(
     cli.cmd_show(config, argparse.Namespace(name="web", json=False, since=None))
     out = capsys.readouterr().out
     assert "static analysis: the programs of 2 of 1 runs" in out  # c2 was analysed with no run recorded
-    assert "not analysed: 2 paths" in out and "/usr/bin/notes" in out
+    assert "not analysed: 2 path(s):" in out and "/usr/bin/notes" in out
     added = [line.split()[0] for line in out.split("added by seccomp.coverage", 1)[1].splitlines()[1:]
              if line.startswith("  ")]
     assert {"rename", "getcpu"} <= set(added) and "keyctl" not in added  # found, dangerous: never added
