@@ -30,7 +30,7 @@ from typing import Any
 from syscage.atomic import write_atomically
 from syscage.inroot import ContainerRoot, NotReadable
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: stripped Go binaries' functions from .gopclntab
 LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib",
             "/usr/local/lib")
 PATH_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -152,6 +152,10 @@ def _facts(elf: Any) -> dict[str, Any]:
                     names.setdefault(sym["st_value"], sym.name)
                     if dynamic and sym["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK"):
                         exports[sym.name] = sym["st_value"]
+    if not names:  # stripped: a Go binary still names its functions in its pc-line table
+        for entry, name in go_functions(elf).items():
+            starts.add(entry)
+            names.setdefault(entry, name)
     text = [s for s in elf.iter_sections() if s["sh_flags"] & 0x4 and s["sh_type"] == "SHT_PROGBITS"
             and s.name not in (".plt", ".plt.got", ".plt.sec")]
     ranges = [(s["sh_addr"], s["sh_addr"] + s["sh_size"]) for s in text]
@@ -265,6 +269,48 @@ def _facts(elf: Any) -> dict[str, Any]:
     return {"interp": interp, "needed": needed, "imports": sorted(imports), "exports": export_map,
             "direct": sorted(direct), "always": [sorted(always_nrs), sorted(always_imports)],
             "unknown_syscall_sites": unknown, "instructions": len(insns)}
+
+
+def go_functions(elf: Any) -> dict[int, str]:
+    """Entry address -> name of every function in a Go binary's .gopclntab (Go 1.16 and later): how a stripped
+    Go binary (Debian strips them) still shows where syscall.Syscall and its kin are. Empty when there is none
+    or its format is not known."""
+    import struct
+
+    section = elf.get_section_by_name(".gopclntab")
+    text = elf.get_section_by_name(".text")
+    if section is None or text is None:
+        return {}
+    data = section.data()
+    if len(data) < 8 or data[4:6] != b"\0\0" or data[7] != 8:
+        return {}
+    magic = struct.unpack_from("<I", data)[0]
+    if magic not in (0xFFFFFFFA, 0xFFFFFFF0, 0xFFFFFFF1):  # 1.16-1.17, 1.18-1.19, 1.20+
+        return {}
+
+    def word(n: int) -> int:
+        return int(struct.unpack_from("<Q", data, 8 + 8 * n)[0])
+
+    new = magic != 0xFFFFFFFA
+    nfunc = word(0)
+    names_at, funcs = (word(3), word(7)) if new else (word(2), word(6))
+    field0 = 4 if new else 8  # _func's first field: an entry offset (uint32) since 1.18, a pc before
+    out: dict[int, str] = {}
+    try:
+        for i in range(min(nfunc, 1 << 20)):
+            if new:
+                entry_off, func_off = struct.unpack_from("<II", data, funcs + 8 * i)
+                entry = text["sh_addr"] + entry_off
+            else:
+                entry, func_off = struct.unpack_from("<QQ", data, funcs + 16 * i)
+            name_off = struct.unpack_from("<i", data, funcs + func_off + field0)[0]
+            start = names_at + name_off
+            end = data.find(b"\0", start, start + 512)
+            if end > start:
+                out[entry] = data[start:end].decode(errors="replace")
+    except struct.error:
+        return out
+    return out
 
 
 def _wide(reg: str) -> bool:

@@ -78,13 +78,16 @@ GOPROBE = Path(__file__).parent.parent / "integration" / "programs" / "goprobe.g
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="needs Debian's golang-go (make deps installs it)")
-def test_a_go_binary_s_syscalls_through_its_runtime_and_the_syscall_package(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stripped", [False, True])
+def test_a_go_binary_s_syscalls_through_its_runtime_and_the_syscall_package(tmp_path: Path, stripped: bool) -> None:
     """Go makes syscalls through its runtime's assembly (constant in AX before SYSCALL) and through
-    syscall.Syscall/Syscall6/RawSyscall (register ABI: the number is the first argument, in RAX)."""
+    syscall.Syscall/Syscall6/RawSyscall (register ABI: the number is the first argument, in RAX). Stripped (as
+    Debian ships Go programs), the dispatchers are found by their names in .gopclntab."""
     root = tmp_path / "root"
     (root / "usr" / "bin").mkdir(parents=True)
     home = tmp_path / "go"
-    subprocess.run(["go", "build", "-o", str(root / "usr" / "bin" / "goprobe"), str(GOPROBE)], check=True,
+    flags = ["-ldflags=-s -w"] if stripped else []
+    subprocess.run(["go", "build", *flags, "-o", str(root / "usr" / "bin" / "goprobe"), str(GOPROBE)], check=True,
                    cwd=GOPROBE.parent, env={"PATH": "/usr/bin:/bin", "CGO_ENABLED": "0", "HOME": str(home),
                                             "GOCACHE": str(home / "cache"), "GO111MODULE": "off"})
     found = analyse_programs(root, ["goprobe"], None)
