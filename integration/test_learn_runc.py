@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from integration.env import HOOK, Env, write_config
+from integration.env import HOOK, Env, analysed, write_config
 from syscage.config import load_config
 from syscage.hooks.daemon.observe import runtime_base
 from syscage.protocol import TracerUnavailable, request
@@ -48,6 +48,10 @@ def test_learned_profile_has_workload_and_not_runtime_setup(env: Env, seccomp: s
     seccomp_json = env.seccomp(profile_name)
     assert seccomp_json["defaultAction"] == "SCMP_ACT_ERRNO"
     assert set(seccomp_json["syscalls"][0]["names"]) == learned
+    # The hook's watch named the bundle: what the run exec'd (sh, busybox) was analysed with no operator step,
+    # also when the tracer cut over at the exec it could not see.
+    static = analysed(env, profile_name, 1)
+    assert static["programs"] == ["/bin/busybox"] and not static["unresolved_total"], static
 
 
 def test_host_and_other_containers_do_not_leak_into_profile(env: Env) -> None:
