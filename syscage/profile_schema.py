@@ -55,6 +55,8 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
                                    and all(isinstance(w, list) and all(isinstance(x, str) for x in w)
                                            for w in static["syscalls"].values())):
         raise bad("'static' is malformed")
+    if static is not None and not _static_counts_ok(static):
+        raise bad("'static' has malformed analysis counts (unresolved, absent, programs, runs_analysed, ...)")
     wrong = check_record(doc)
     if wrong:
         raise bad(wrong)
@@ -75,3 +77,19 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
         if not isinstance(doc.get(counter, 0), int) or isinstance(doc.get(counter, 0), bool):
             raise bad(f"'{counter}' is not a number")
     return doc
+
+
+def _static_counts_ok(static: dict[str, Any]) -> bool:
+    """The automatic analysis's fields (hooks.daemon.static_record), when present."""
+    def count(key: str) -> bool:
+        value = static.get(key, 0)
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    def texts(key: str) -> bool:
+        value = static.get(key, [])
+        return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+    unresolved = static.get("unresolved", {})
+    return (all(count(k) for k in ("runs_analysed", "unresolved_total", "paths_lost"))
+            and all(texts(k) for k in ("absent", "programs"))
+            and isinstance(unresolved, dict) and all(isinstance(v, str) for v in unresolved.values()))

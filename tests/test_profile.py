@@ -168,3 +168,10 @@ def test_a_malformed_static_section_is_corrupt() -> None:
                    {"syscalls": {}, "binaries": 3}):
         with pytest.raises(SyscageError, match="'static' is malformed"):
             check_profile({**good, "static": static}, "web")
+    base = {"syscalls": {}, "binaries": {}}
+    check_profile({**good, "static": {**base, "runs_analysed": 2, "unresolved": {"/x": "why"}, "absent": ["/y"],
+                                      "programs": ["/bin/sh"], "unresolved_total": 1, "paths_lost": 0}}, "web")
+    for bad in ({"runs_analysed": "2"}, {"unresolved": ["/x"]}, {"unresolved": {"/x": 1}}, {"absent": "/y"},
+                {"programs": [1]}, {"paths_lost": -1}, {"unresolved_total": True}):
+        with pytest.raises(SyscageError, match="malformed analysis counts"):
+            check_profile({**good, "static": {**base, **bad}}, "web")
