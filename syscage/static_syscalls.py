@@ -3,16 +3,19 @@
 For each program, and each shared library it loads (DT_NEEDED, resolved inside the container's rootfs):
   * direct syscalls: every `syscall` instruction whose number is a constant put in eax/rax before it in the
     same straight-line code (capstone linear sweep); also calls of a syscall dispatcher with a constant
-    number (libc's `syscall(n, ...)`: n in edi; Go's syscall.Syscall*: n in rax, its register ABI);
+    number (libc's `syscall(n, ...)`: n in edi; Go's syscall.Syscall*: n in rax, its register ABI; a stripped
+    Go binary's functions are named from its .gopclntab);
   * library calls: each function a program or library imports is followed, in the library that exports it,
     through that library's direct calls and tail jumps to the syscalls it makes (functions whose address the
     library takes, as stdio's vtables do, count as reachable from any caller: their callers are not known);
   * libc itself contributes only what is reachable from the functions imported from it and from its own
     start-up, not every syscall in it. The dynamic loader's own syscalls are always in.
 The result over-approximates what the code can do on some path (and a syscall number computed at run time is
-missed: counted as `unknown` per object). It is computed at record time (`syscage static`), never on a
-container's start path, and cached per object by content hash. pyelftools and capstone are imported here
-only.
+missed: counted as `unknown` per object). It is computed at record time, never on a container's start path:
+in two phases for the tracer (hooks.daemon.static_record: `gather` reads and hashes while the rootfs is there,
+`analyse_gathered` analyses later), at once for `syscage static` (analyse_programs). Files are read inside the
+rootfs only (syscage.inroot), and results are cached per object by content hash. pyelftools and capstone are
+imported here only.
 """
 
 from __future__ import annotations
