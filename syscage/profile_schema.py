@@ -55,6 +55,9 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
                                    and all(isinstance(w, list) and all(isinstance(x, str) for x in w)
                                            for w in static["syscalls"].values())):
         raise bad("'static' is malformed")
+    wrong = _check_arguments(doc.get("arguments"))
+    if wrong:
+        raise bad(wrong)
     wrong = check_record(doc)
     if wrong:
         raise bad(wrong)
@@ -75,3 +78,25 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
         if not isinstance(doc.get(counter, 0), int) or isinstance(doc.get(counter, 0), bool):
             raise bad(f"'{counter}' is not a number")
     return doc
+
+
+def _check_arguments(section: object) -> str | None:
+    """The learned arguments (syscage.arguments): absent in older profiles (then every syscall is allowed with
+    any argument); per syscall either `unconditional` (why) or `values` (decimal value -> its first run)."""
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        return "'arguments' is not a table"
+    for name, entry in section.items():
+        if not isinstance(entry, dict):
+            return f"'arguments' entry for {name!r} is malformed"
+        if "unconditional" in entry:
+            if not isinstance(entry["unconditional"], str):
+                return f"'arguments' entry for {name!r} has a malformed 'unconditional'"
+            continue
+        values = entry.get("values")
+        if not (isinstance(values, dict) and all(
+                isinstance(v, str) and v.isdigit() and isinstance(w, dict) and isinstance(w.get("first_run"), str)
+                for v, w in values.items())):
+            return f"'arguments' entry for {name!r} has malformed 'values'"
+    return None

@@ -266,3 +266,52 @@ def test_every_action_compiles() -> None:
         validate(compose(own, ["read"], deny, ARCH), "t", strict_names=False)
     with pytest.raises(SyscageError, match="does not know"):
         validate(compose(own, ["read", "not_a_syscall"], EPERM, ARCH), "t")
+
+
+# --- the profile's own argument conditions (syscage.arguments) -----------------------------------------
+
+NO_NAMESPACE = {"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
+CONDS = {"unshare": [[NO_NAMESPACE]], "personality": [[{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}],
+                                                      [{"index": 0, "value": 0xFFFFFFFF, "op": "SCMP_CMP_EQ"}]]}
+# Filters whose rules for a conditioned syscall are all conditional under an allowing default: "allow s if
+# the own condition or not, and the profile's" needs a negation libseccomp has not: refused in one line.
+REFUSED_WITH_CONDS = {"deny-list", "deny-list-conditional", "deny-list-wide-mask"}
+
+
+@pytest.mark.parametrize("deny", sorted(DENIES))
+@pytest.mark.parametrize("allowed", sorted(ALLOWED))
+@pytest.mark.parametrize("own", sorted(FILTERS))
+def test_composed_filter_with_conditions_answers_like_the_stacked_pair(own: str, allowed: str, deny: str) -> None:
+    spec_filter, names, action = FILTERS[own], [*INFRA, *ALLOWED[allowed]], DENIES[deny]
+    try:
+        composed = compose(spec_filter, names, action, ARCH, CONDS)
+    except CannotCompose:
+        assert own in REFUSED_WITH_CONDS and "unshare" in names
+        return
+    validate(composed, "t", strict_names=False)
+    profile = plain(names, action, ARCH, CONDS)
+    assert _outcomes([composed]) == _outcomes([profile, spec_filter]), composed
+
+
+def test_both_sides_conditioning_clone_are_combined_into_one_masked_condition() -> None:
+    own = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        rule(["clone"], args=NEWUSER_CLEAR), rule(["clone3"], "SCMP_ACT_ALLOW"),
+        rule(["socket"], args=[{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}])]}
+    conds = {"clone": [[{"index": 0, "value": 0x7E020000, "valueTwo": v, "op": "SCMP_CMP_MASKED_EQ"}]
+                       for v in (0, CLONE_NEWNS)],
+             "socket": [[{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}] for v in (1, 40)]}
+    composed = compose(own, ["clone", "clone3", "socket"], EPERM, ARCH, conds)
+    assert composed["syscalls"] == [
+        rule(["clone"], args=[{"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]),
+        rule(["clone"], args=[{"index": 0, "value": 0x7E020000, "valueTwo": CLONE_NEWNS, "op": "SCMP_CMP_MASKED_EQ"}]),
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        rule(["socket"], args=[{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}])]  # 40: the spec's filter denies it
+    validate(composed, "t")
+
+
+def test_a_condition_on_the_same_argument_that_cannot_be_combined_is_refused() -> None:
+    own = {"defaultAction": "SCMP_ACT_ERRNO",
+           "syscalls": [rule(["clone"], args=[{"index": 0, "value": 5, "op": "SCMP_CMP_GT"}])]}
+    conds = {"clone": [[NO_NAMESPACE]]}
+    with pytest.raises(CannotCompose, match="clone's argument 0 with SCMP_CMP_GT"):
+        compose(own, ["clone"], EPERM, ARCH, conds)
