@@ -148,7 +148,7 @@ def docker_forbids(syscall: str, value: int) -> bool:
     if syscall == "clone":
         return bool(value & NAMESPACE_BITS)
     if syscall == "socket":
-        return value in (38, 40)  # AF_ALG's neighbour rule in Docker's default: 38 and 40 (AF_VSOCK) denied
+        return value in (38, 40)  # Docker's "EQ 39 or GT 40 or LT 38": AF_ALG and AF_VSOCK denied
     if syscall == "personality":
         return value not in _DOCKER_PERSONAS
     return False

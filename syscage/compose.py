@@ -279,11 +279,11 @@ def _conditioned(rules: list[dict[str, Any]], conds: Conditions, deny: Action, d
         unconditional = [r for r in mine if not r.get("args")]
         if unconditional:
             mine = unconditional[:1]  # it decides for every argument (libseccomp)
-        elif deny_list or (name == "clone3" and any(_rule_action(r).rank <= deny.rank for r in mine)):
-            raise CannotCompose(
-                f"the spec's own seccomp filter has only argument-conditional rules for {name}, which cannot be "
-                f"combined exactly with the profile's learned arguments of {name}",
-                f"give the spec a default-deny filter with an allow rule for {name}, or make its rule unconditional")
+        elif deny_list and name != "clone3":
+            out.extend(_disjoint(name, mine, conds[name], deny))
+            continue
+        elif deny_list or any(_rule_action(r).rank <= deny.rank for r in mine):
+            raise _inexpressible(name)
         for rule in mine:
             if _rule_action(rule).rank <= deny.rank:  # denies at least as strictly as the profile: kept
                 out.append({**rule, "names": [name]})
@@ -296,19 +296,50 @@ def _conditioned(rules: list[dict[str, Any]], conds: Conditions, deny: Action, d
     return out
 
 
+def _inexpressible(name: str) -> CannotCompose:
+    return CannotCompose(
+        f"the spec's own seccomp filter has only argument-conditional rules for {name}, which cannot be "
+        f"combined exactly with the profile's learned arguments of {name}",
+        f"give the spec a default-deny filter with an allow rule for {name}, or make its rule unconditional")
+
+
+def _disjoint(name: str, rules: list[dict[str, Any]], alternatives: list[list[dict[str, Any]]], deny: Action
+              ) -> list[dict[str, Any]]:
+    """A default-allowing F whose rules for `name` are all conditional: R is F's rules as they are (each denies
+    at least as strictly as the profile), plus "allow if c" for each learned alternative c. Exact only when
+    no c overlaps one of F's conditions (which of two matching conditional rules wins is libseccomp's
+    choice): otherwise CannotCompose."""
+    for rule in rules:
+        if _rule_action(rule).rank > deny.rank:
+            raise _inexpressible(name)
+        for group in _groups(rule.get("args") or []):
+            for alternative in alternatives:
+                if _and_all(name, group, alternative) is not None:
+                    raise _inexpressible(name)
+    return [*({**r, "names": [name]} for r in rules),
+            *({"names": [name], "action": "SCMP_ACT_ALLOW", "args": list(a)} for a in alternatives)]
+
+
+def _groups(args: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A rule's conditions as runc reads them: ANDed, or each alone when one index is given twice (ORed)."""
+    indexes = [a.get("index") for a in args]
+    return [[a] for a in args] if len(set(indexes)) < len(indexes) else [args]
+
+
+def _and_all(name: str, group: list[dict[str, Any]], alternative: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    combined: list[dict[str, Any]] | None = list(group)
+    for cond in alternative:
+        combined = _and(name, combined, cond) if combined is not None else None
+    return combined
+
+
 def _conditioned_rule(name: str, base: dict[str, Any], args: list[dict[str, Any]],
                       alternatives: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """F's rule (action `base`, conditions `args`) for `name`, restricted to each alternative."""
-    indexes = [a.get("index") for a in args]
-    groups = [[a] for a in args] if len(set(indexes)) < len(indexes) else [args]  # as runc reads F's rule
     out = []
-    for group in groups:
+    for group in _groups(args):
         for alternative in alternatives:
-            combined = list(group)
-            for cond in alternative:
-                combined = _and(name, combined, cond)
-                if combined is None:
-                    break
+            combined = _and_all(name, group, alternative)
             if combined is not None:
                 out.append({**base, "names": [name], **({"args": combined} if combined else {})})
     return out
