@@ -255,7 +255,7 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
     # did not observe allow any argument.
     from syscage.arguments import conditions
 
-    conds = conditions(profile, frozenset(config.always_allow) | base)
+    conds = conditions(profile, frozenset(config.always_allow) | base, frozenset(config.never_allow))
     if mode == "enforce" and is_trivial(spec_filter):
         # The store compiled seccomp.json with libseccomp when it wrote it: if it is exactly this profile's
         # filter, use it and spare the start path libseccomp. Otherwise (errno changed in the

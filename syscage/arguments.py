@@ -97,14 +97,16 @@ def covers_all(entry: Entry, values: set[int]) -> bool:
     return entry.kind == "flags" and len(values) >= 1 << bin(entry.mask).count("1")
 
 
-def conditions(profile: dict[str, Any], unconditional: set[str] | frozenset[str] = frozenset()
-               ) -> dict[str, list[list[dict[str, Any]]]]:
+def conditions(profile: dict[str, Any], unconditional: set[str] | frozenset[str] = frozenset(),
+               withheld: set[str] | frozenset[str] = frozenset()) -> dict[str, list[list[dict[str, Any]]]]:
     """Syscall -> its allowed alternatives (each a list of OCI seccomp `args`, ANDed; the alternatives are
-    ORed), for the profile's conditioned syscalls, except those in `unconditional` (the floor)."""
+    ORed), for the profile's conditioned syscalls, except those in `unconditional` (the floor) and the
+    `withheld` ones (seccomp.never_allow: a withheld clone is not allowed back for clone3's sake)."""
     out: dict[str, list[list[dict[str, Any]]]] = {}
     for name, section in (profile.get("arguments") or {}).items():
         entry = BY_SYSCALL.get(name)
-        if entry is None or name in unconditional or section.get("unconditional") or not section.get("values"):
+        if (entry is None or name in unconditional or name in withheld or section.get("unconditional")
+                or not section.get("values")):
             continue
         values = {int(v) for v in section["values"]}
         if covers_all(entry, values):

@@ -52,7 +52,7 @@ def render_profile(profile: dict[str, Any], errno: int, floor: Iterable[str] = (
     from syscage.arguments import conditions
 
     seccomp = render(allowed_syscalls(profile, floor, coverage, withheld), errno, profile.get("arch"),
-                     conditions(profile, frozenset(floor)))
+                     conditions(profile, frozenset(floor), frozenset(withheld)))
     validate(seccomp, profile.get("name", "?"))
     return seccomp
 

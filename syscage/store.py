@@ -309,7 +309,8 @@ class ProfileStore:
         # is refused whole rather than stored beside a stale seccomp.json.
         allowed = allowed_syscalls(profile, self.always_allow, self.coverage, self.never_allow)
         unchanged = self.read_seccomp(name) == render(allowed, self.errno, profile["arch"],
-                                                      conditions(profile, frozenset(self.always_allow)))
+                                                      conditions(profile, frozenset(self.always_allow),
+                                                                 self.never_allow))
         seccomp = None if unchanged else render_profile(profile, self.errno, self.always_allow, self.coverage,
                                                         self.never_allow)
         write_atomically(directory / PROFILE_FILE, dump_json(profile))

@@ -125,3 +125,10 @@ def test_a_malformed_arguments_section_is_refused_in_one_line(section: object) -
     profile["arguments"] = section
     with pytest.raises(SyscageError, match="'arguments'"):
         check_profile(profile, "p")
+
+
+def test_a_withheld_clone_is_not_allowed_back_for_clone3() -> None:
+    profile = learned(obs("run1", ["clone3"], {"clone": {"values": [0]}}))
+    assert conditions(profile, withheld=frozenset({"clone"})) == {}
+    rendered = render(["clone3"], 1, "SCMP_ARCH_X86_64", conditions(profile, withheld=frozenset({"clone"})))
+    assert rendered["syscalls"] == [{"names": ["clone3"], "action": "SCMP_ACT_ALLOW"}]
