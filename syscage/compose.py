@@ -271,7 +271,11 @@ def _enosys() -> dict[str, Any]:
 def _conditioned(rules: list[dict[str, Any]], conds: Conditions, deny: Action, deny_list: bool
                  ) -> list[dict[str, Any]]:
     """F's rules with those for the conditioned syscalls (and clone3) rewritten, one rule per name."""
-    targets = sorted({n for r in rules for n in r["names"] if n in conds or (n == "clone3" and "clone" in conds)})
+    def decided(name: str) -> bool:  # an unconditional rule of F denies it at least as strictly: kept as it is
+        return any(name in r["names"] and not r.get("args") and _rule_action(r).rank <= deny.rank for r in rules)
+
+    targets = sorted({n for r in rules for n in r["names"]
+                      if (n in conds or (n == "clone3" and "clone" in conds)) and not decided(n)})
     out = [{**r, "names": [n for n in r["names"] if n not in targets]} for r in rules
            if any(n not in targets for n in r["names"])]
     for name in targets:
@@ -309,15 +313,32 @@ def _disjoint(name: str, rules: list[dict[str, Any]], alternatives: list[list[di
     at least as strictly as the profile), plus "allow if c" for each learned alternative c. Exact only when
     no c overlaps one of F's conditions (which of two matching conditional rules wins is libseccomp's
     choice): otherwise CannotCompose."""
-    for rule in rules:
-        if _rule_action(rule).rank > deny.rank:
-            raise _inexpressible(name)
-        for group in _groups(rule.get("args") or []):
-            for alternative in alternatives:
-                if _and_all(name, group, alternative) is not None:
+    kept = []
+    for alternative in alternatives:
+        implied = False
+        for rule in rules:
+            if _rule_action(rule).rank > deny.rank:
+                raise _inexpressible(name)
+            for group in _groups(rule.get("args") or []):
+                if _and_all(name, group, alternative) is None:
+                    continue  # disjoint: F's rule never meets this value
+                if not all(any(_implies(c, a) for c in alternative) for a in group):
                     raise _inexpressible(name)
+                implied = True  # every value of c meets F's rule, which then decides, as in F
+        if not implied:
+            kept.append(alternative)
     return [*({**r, "names": [name]} for r in rules),
-            *({"names": [name], "action": "SCMP_ACT_ALLOW", "args": list(a)} for a in alternatives)]
+            *({"names": [name], "action": "SCMP_ACT_ALLOW", "args": list(a)} for a in kept)]
+
+
+def _implies(cond: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether every argument meeting the profile's `cond` meets F's `other`."""
+    if cond["index"] != other.get("index"):
+        return False
+    op, value, two = other.get("op"), other.get("value", 0), other.get("valueTwo", 0)
+    if cond["op"] == "SCMP_CMP_EQ":
+        return _holds(op, value, two, cond["value"], "?")
+    return op == "SCMP_CMP_MASKED_EQ" and not value & ~cond["value"] and cond["valueTwo"] & value == two
 
 
 def _groups(args: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
