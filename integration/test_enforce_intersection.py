@@ -132,12 +132,21 @@ def test_a_deny_list_condition_on_an_allowed_syscall_keeps_its_condition(env: En
 
 
 def test_an_inexpressible_deny_list_condition_is_refused_in_one_line(env: Env) -> None:
-    """"Allow unshare unless both CLONE_NEWUSER and CLONE_NEWNS" has no single-filter form: refused."""
+    """"Allow unshare unless both CLONE_NEWUSER and CLONE_NEWNS" has no single-filter form for a profile that
+    allows unshare with any argument (one learned before arguments were): refused. With the learned values
+    (CLONE_NEWUSER alone, which that condition never meets) it has one: "allow if the learned value"."""
     name = learned(env, ["sh", "-c", MKDIR_UNSHARE])
     both = CLONE_NEWUSER | 0x00020000
     own = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["unshare"], "action": "SCMP_ACT_ERRNO",
          "args": [{"index": 0, "value": both, "valueTwo": both, "op": "SCMP_CMP_MASKED_EQ"}]}]}
+    assert set(env.profile(name)["arguments"]["unshare"]["values"]) == {str(CLONE_NEWUSER)}
+    composed = run(env, bundle(env, ["sh", "-c", MKDIR_UNSHARE], "enforce", name, own))
+    assert composed.returncode == 0 and composed.stdout == "made\nunshared\nend\n", composed.stderr
+    path = env.store / "profiles" / name / "profile.json"
+    profile = json.loads(path.read_text())
+    del profile["arguments"]
+    path.write_text(json.dumps(profile))
     for mode in ("enforce", "complain"):
         path = bundle(env, ["sh", "-c", MKDIR_UNSHARE], mode, name, own)
         before = (path / "config.json").read_bytes()

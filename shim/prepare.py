@@ -248,14 +248,19 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
         from syscage.coverage import additions
 
         allowed |= set(additions(profile, config.coverage))
-    if nnp is not None:
-        allowed |= privileges_base(profile, nnp, config, mode)
+    base = privileges_base(profile, nnp, config, mode) if nnp is not None else set()
+    allowed |= base
     allowed -= set(config.never_allow)  # a profile learned before the config named them, or a base set
+    # Argument conditions (syscage.arguments) for what the runs recorded; the floor and a base set the runs
+    # did not observe allow any argument.
+    from syscage.arguments import conditions
+
+    conds = conditions(profile, frozenset(config.always_allow) | base, frozenset(config.never_allow))
     if mode == "enforce" and is_trivial(spec_filter):
         # The store compiled seccomp.json with libseccomp when it wrote it: if it is exactly this profile's
         # filter, use it and spare the start path libseccomp. Otherwise (errno changed in the
         # config since, a seccomp.json out of step, a floor the profile lacks) render and compile it now.
-        expected = render(sorted(allowed), config.seccomp_errno, profile["arch"])
+        expected = render(sorted(allowed), config.seccomp_errno, profile["arch"], conds)
         if store.read_seccomp(name) != expected:
             try:
                 validate(expected, name)
@@ -264,7 +269,7 @@ def enforceable_seccomp(name: str, config: Config, spec_filter: dict[str, Any] |
         return expected
     deny = deny_errno(config.seccomp_errno) if mode == "enforce" else DENY_LOG
     try:
-        return compose(spec_filter, allowed, deny, profile["arch"])
+        return compose(spec_filter, allowed, deny, profile["arch"], conds)
     except CannotCompose as exc:
         raise Incompatible(f"{mode}: profile {name}: {exc.what}", exc.hint) from None
 

@@ -473,6 +473,10 @@ def cmd_show(config: Config, args: argparse.Namespace) -> int:
             print(f"  {name:24} runs={entry['runs']:<4} seen={seen_runs(entry):<4} {','.join(entry['sources']):20} "
                   f"last={entry['last_seen']}{flag}")
     _show_coverage(profile, config)
+    from syscage.arguments import describe
+
+    for line in describe(profile):
+        print(line)
     for added in profile.get("from_denials", [])[-5:]:
         print(f"learned from denials at {added['at']}: {', '.join(added['syscalls']) or 'nothing new'} "
               f"(containers {', '.join(added['containers']) or '?'})")

@@ -78,24 +78,36 @@ def is_trivial(own: dict[str, Any] | None) -> bool:
     return all(isinstance(r, dict) and r.get("action") == "SCMP_ACT_ALLOW" for r in own.get("syscalls") or [])
 
 
-def plain(allowed: Iterable[str], deny: Action, arch: str) -> dict[str, Any]:
-    """The profile alone: default `deny`, `allowed` allowed, on the native ABI."""
-    names = sorted(set(allowed))
+Conditions = dict[str, list[list[dict[str, Any]]]]  # syscage.arguments.conditions: syscall -> ORed alternatives
+
+
+def plain(allowed: Iterable[str], deny: Action, arch: str, conds: Conditions | None = None) -> dict[str, Any]:
+    """The profile alone: default `deny`, `allowed` allowed (with the argument conditions `conds`)."""
+    from syscage.arguments import rules as argument_rules
+
+    unconditional, conditioned = argument_rules(set(allowed), conds or {})
+    names = sorted(unconditional)
     out: dict[str, Any] = {"defaultAction": deny.name}
     if deny.name in WITH_DATA and deny.data is not None:
         out["defaultErrnoRet"] = deny.data
     out["architectures"] = [arch]
-    out["syscalls"] = [{"names": names, "action": "SCMP_ACT_ALLOW"}] if names else []
+    out["syscalls"] = ([{"names": names, "action": "SCMP_ACT_ALLOW"}] if names else []) + conditioned
     return out
 
 
-def compose(own: dict[str, Any] | None, allowed: Iterable[str], deny: Action, arch: str) -> dict[str, Any]:
-    """The filter R described above; CannotCompose when R cannot be one filter (see _check_expressible)."""
+def compose(own: dict[str, Any] | None, allowed: Iterable[str], deny: Action, arch: str,
+            conds: Conditions | None = None) -> dict[str, Any]:
+    """The filter R described above; CannotCompose when R cannot be one filter (see _check_expressible).
+    conds: the profile's argument conditions; for such a syscall s, the profile allows s only when one of
+    its alternatives holds (see _conditioned)."""
     allowed = set(allowed)
     if own is None or is_trivial(own):
-        return plain(allowed, deny, arch)
+        return plain(allowed, deny, arch, conds)
     default = _action(own.get("defaultAction"), own.get("defaultErrnoRet"), "defaultAction")
     rules = [r for r in _rules(own) if _rule_action(r).key() != default.key()]  # runc skips these
+    conds = _live(conds or {}, allowed)
+    if conds:
+        rules = _conditioned(rules, conds, deny, default.rank > deny.rank)
     out: dict[str, Any] = {}
     extra: list[dict[str, Any]] = []
     if default.rank <= deny.rank:
@@ -111,8 +123,14 @@ def compose(own: dict[str, Any] | None, allowed: Iterable[str], deny: Action, ar
         out["defaultAction"] = deny.name
         if deny.name in WITH_DATA and deny.data is not None:
             out["defaultErrnoRet"] = deny.data
-        ruled, extra = _check_expressible(rules, allowed, default, own["defaultAction"])
+        ruled, extra = _check_expressible(rules, allowed - set(conds), default, own["defaultAction"])
+        ruled |= _ruled(rules, set(conds))
         implicit = sorted(allowed - ruled)
+        for name in [n for n in implicit if n in conds]:  # F's default, under the profile's conditions
+            extra.extend(_conditioned_rule(name, {"action": default.name, **_errno(default)}, [], conds[name]))
+        if "clone3" in implicit and "clone" in conds:
+            extra.append(_enosys())
+        implicit = [n for n in implicit if n not in conds and not (n == "clone3" and "clone" in conds)]
         if implicit:
             extra.append(_rule(implicit, default))
     out["architectures"] = [arch]
@@ -222,3 +240,167 @@ def _rule(names: list[str], action: Action, args: object = None) -> dict[str, An
     if args:
         rule["args"] = copy.deepcopy(args)
     return rule
+
+
+# -- argument conditions (syscage.arguments) -------------------------------------------------------------
+# For a conditioned syscall s, R(s, a) = F(s, a) when one of the profile's alternatives c holds, else the
+# stricter of F(s, a) and the deny action. Each rule of F for s looser than the deny action becomes one rule
+# per alternative, its conditions ANDed with c's (below, _and: runc ORs conditions on one index, so two on
+# the same index are merged into one when libseccomp can express it, else CannotCompose). clone3 (whose
+# flags a filter cannot read) is answered with ENOSYS wherever F would let it through, so libc uses clone.
+
+
+def _live(conds: Conditions, allowed: set[str]) -> Conditions:
+    return {n: c for n, c in conds.items() if n in allowed or (n == "clone" and "clone3" in allowed)}
+
+
+def _ruled(rules: list[dict[str, Any]], names: set[str]) -> set[str]:
+    return {n for r in rules for n in r["names"] if n in names}
+
+
+def _errno(action: Action) -> dict[str, Any]:
+    return {"errnoRet": action.data} if action.name in WITH_DATA and action.data is not None else {}
+
+
+def _enosys() -> dict[str, Any]:
+    from syscage.arguments import clone3_rule
+
+    return clone3_rule()
+
+
+def _conditioned(rules: list[dict[str, Any]], conds: Conditions, deny: Action, deny_list: bool
+                 ) -> list[dict[str, Any]]:
+    """F's rules with those for the conditioned syscalls (and clone3) rewritten, one rule per name."""
+    def decided(name: str) -> bool:  # an unconditional rule of F denies it at least as strictly: kept as it is
+        return any(name in r["names"] and not r.get("args") and _rule_action(r).rank <= deny.rank for r in rules)
+
+    targets = sorted({n for r in rules for n in r["names"]
+                      if (n in conds or (n == "clone3" and "clone" in conds)) and not decided(n)})
+    out = [{**r, "names": [n for n in r["names"] if n not in targets]} for r in rules
+           if any(n not in targets for n in r["names"])]
+    for name in targets:
+        mine = [r for r in rules if name in r["names"]]
+        unconditional = [r for r in mine if not r.get("args")]
+        if unconditional:
+            mine = unconditional[:1]  # it decides for every argument (libseccomp)
+        elif deny_list and name != "clone3":
+            out.extend(_disjoint(name, mine, conds[name], deny))
+            continue
+        elif deny_list or any(_rule_action(r).rank <= deny.rank for r in mine):
+            raise _inexpressible(name)
+        for rule in mine:
+            if _rule_action(rule).rank <= deny.rank:  # denies at least as strictly as the profile: kept
+                out.append({**rule, "names": [name]})
+            elif name == "clone3":
+                out.append(_enosys())
+                break
+            else:
+                base = {k: v for k, v in rule.items() if k not in ("names", "args")}
+                out.extend(_conditioned_rule(name, base, rule.get("args") or [], conds[name]))
+    return out
+
+
+def _inexpressible(name: str) -> CannotCompose:
+    return CannotCompose(
+        f"the spec's own seccomp filter has only argument-conditional rules for {name}, which cannot be "
+        f"combined exactly with the profile's learned arguments of {name}",
+        f"give the spec a default-deny filter with an allow rule for {name}, or make its rule unconditional")
+
+
+def _disjoint(name: str, rules: list[dict[str, Any]], alternatives: list[list[dict[str, Any]]], deny: Action
+              ) -> list[dict[str, Any]]:
+    """A default-allowing F whose rules for `name` are all conditional: R is F's rules as they are (each denies
+    at least as strictly as the profile), plus "allow if c" for each learned alternative c. Exact only when
+    no c overlaps one of F's conditions (which of two matching conditional rules wins is libseccomp's
+    choice): otherwise CannotCompose."""
+    kept = []
+    for alternative in alternatives:
+        implied = False
+        for rule in rules:
+            if _rule_action(rule).rank > deny.rank:
+                raise _inexpressible(name)
+            for group in _groups(rule.get("args") or []):
+                if _and_all(name, group, alternative) is None:
+                    continue  # disjoint: F's rule never meets this value
+                if not all(any(_implies(c, a) for c in alternative) for a in group):
+                    raise _inexpressible(name)
+                implied = True  # every value of c meets F's rule, which then decides, as in F
+        if not implied:
+            kept.append(alternative)
+    return [*({**r, "names": [name]} for r in rules),
+            *({"names": [name], "action": "SCMP_ACT_ALLOW", "args": list(a)} for a in kept)]
+
+
+def _implies(cond: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether every argument meeting the profile's `cond` meets F's `other`."""
+    if cond["index"] != other.get("index"):
+        return False
+    op, value, two = other.get("op"), other.get("value", 0), other.get("valueTwo", 0)
+    if cond["op"] == "SCMP_CMP_EQ":
+        return _holds(op, value, two, cond["value"], "?")
+    return op == "SCMP_CMP_MASKED_EQ" and not value & ~cond["value"] and cond["valueTwo"] & value == two
+
+
+def _groups(args: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """A rule's conditions as runc reads them: ANDed, or each alone when one index is given twice (ORed)."""
+    indexes = [a.get("index") for a in args]
+    return [[a] for a in args] if len(set(indexes)) < len(indexes) else [args]
+
+
+def _and_all(name: str, group: list[dict[str, Any]], alternative: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    combined: list[dict[str, Any]] | None = list(group)
+    for cond in alternative:
+        combined = _and(name, combined, cond) if combined is not None else None
+    return combined
+
+
+def _conditioned_rule(name: str, base: dict[str, Any], args: list[dict[str, Any]],
+                      alternatives: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """F's rule (action `base`, conditions `args`) for `name`, restricted to each alternative."""
+    out = []
+    for group in _groups(args):
+        for alternative in alternatives:
+            combined = _and_all(name, group, alternative)
+            if combined is not None:
+                out.append({**base, "names": [name], **({"args": combined} if combined else {})})
+    return out
+
+
+_MASK = (1 << 64) - 1
+
+
+def _and(name: str, args: list[dict[str, Any]], cond: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """args AND cond as one list with at most one condition per index; None: they never both hold."""
+    same = [a for a in args if a.get("index") == cond["index"]]
+    if not same:
+        return [*args, cond]
+    other, = same
+    rest = [a for a in args if a is not other]
+    op, value, two = other.get("op"), other.get("value", 0), other.get("valueTwo", 0)
+    if not (isinstance(value, int) and isinstance(two, int)):
+        raise CannotCompose(f"the spec's own seccomp filter has a malformed condition for {name}",
+                            "fix the spec's seccomp section")
+    if cond["op"] == "SCMP_CMP_EQ":
+        # The profile's value is one number: whether F's condition holds for it decides.
+        return [*rest, cond] if _holds(op, value, two, cond["value"], name) else None
+    mask, want = cond["value"], cond["valueTwo"]
+    if op == "SCMP_CMP_EQ":
+        return [*rest, other] if value & mask == want else None
+    if op == "SCMP_CMP_MASKED_EQ":
+        both = value & mask
+        if two & both != want & both or two & ~value & _MASK:
+            return None  # they disagree on a shared bit (or F's can never hold)
+        return [*rest, {**cond, "value": value | mask, "valueTwo": two | want}]
+    raise CannotCompose(f"the spec's own seccomp filter conditions {name}'s argument {cond['index']} with {op}, "
+                        "which cannot be combined with the profile's learned flags",
+                        f"give the spec's rule for {name} an SCMP_CMP_EQ or SCMP_CMP_MASKED_EQ condition, or none")
+
+
+def _holds(op: object, value: int, two: int, x: int, name: str) -> bool:
+    tests = {"SCMP_CMP_EQ": x == value, "SCMP_CMP_NE": x != value, "SCMP_CMP_LT": x < value,
+             "SCMP_CMP_LE": x <= value, "SCMP_CMP_GT": x > value, "SCMP_CMP_GE": x >= value,
+             "SCMP_CMP_MASKED_EQ": x & value == two}
+    if op not in tests:
+        raise CannotCompose(f"the spec's own seccomp filter has an unknown condition {op!r} for {name}",
+                            "fix the spec's seccomp section")
+    return tests[str(op)]

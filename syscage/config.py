@@ -45,6 +45,7 @@ class Config(NamedTuple):
     on_missing_profile: str = "fail"
     apparmor_mode: str = "auto"
     coverage: str = "learned"  # seccomp.coverage: what enforce allows beyond the learned syscalls
+    max_argument_values: int = 16  # seccomp.max_argument_values: more in one run: unconditional (syscage.arguments)
     convergence_min_runs: int = 5
     convergence_min_minutes: float = 0.0
     chance_share: float = 0.5
@@ -88,6 +89,7 @@ _KEYS: dict[tuple[str, str], tuple[str, Any]] = {
     ("enforce", "on_missing_profile"): ("on_missing_profile", str),
     ("apparmor", "mode"): ("apparmor_mode", str),
     ("seccomp", "coverage"): ("coverage", str),
+    ("seccomp", "max_argument_values"): ("max_argument_values", int),
     ("convergence", "min_runs"): ("convergence_min_runs", int),
     ("convergence", "min_minutes"): ("convergence_min_minutes", "minutes"),
     ("convergence", "chance_share"): ("chance_share", "share"),
@@ -180,6 +182,9 @@ def config_from_mapping(raw: dict[str, Any], source: Path | None = None) -> Conf
                 values[field] = parse_errno(value) if field == "seccomp_errno" else _convert(convert, value)
             except (TypeError, ValueError) as exc:
                 raise SyscageError(f"{where}: {table}.{key}: {exc}", "fix the value") from None
+    if values.get("max_argument_values", 1) < 1:
+        raise SyscageError(f"{where}: seccomp.max_argument_values = {values['max_argument_values']}",
+                           "use at least 1 (a syscall with more distinct values in a run is allowed with any)")
     if values.get("max_containers", 0) > 65535:
         raise SyscageError(f"{where}: tracer.max_containers = {values['max_containers']}", "use at most 65535")
     for field, allowed in _CHOICES.items():

@@ -66,6 +66,9 @@ class Observation:
     files_traced: bool = False
     network_traced: bool = False
     capabilities_traced: bool = False
+    # Learned arguments (syscage.arguments): syscall -> {"values": [...]} or {"unconditional": why}; None: the
+    # tracer did not record them (its conditioned syscalls are then allowed with any argument).
+    arguments: dict[str, dict[str, Any]] | None = None
 
     @property
     def complete(self) -> bool:
@@ -113,8 +116,9 @@ def merge(profile: dict[str, Any], obs: Observation, now: str, floor: tuple[str,
     for nr in obs.unresolved:
         _note(out["unresolved_syscalls"], str(nr), SOURCE_OBSERVED, obs.stopped)
     _merge_apparmor(out, obs)
+    _merge_arguments(out, profile, obs, floor)
     run = asdict(obs)
-    for bulky in ("syscalls", "unresolved", "runtime_base", "files", "network", "capabilities"):
+    for bulky in ("syscalls", "unresolved", "runtime_base", "files", "network", "capabilities", "arguments"):
         del run[bulky]
     run["complete"] = obs.complete
     run["syscall_count"] = len(observed)
@@ -190,3 +194,37 @@ def _merge_apparmor(out: dict[str, Any], obs: Observation) -> None:
             if access is not None:
                 entry["access"] = sorted(set(entry.get("access", [])) | set(access), key="rwacdlkxm".index)
             table[key] = entry
+
+
+def _merge_arguments(out: dict[str, Any], before: dict[str, Any], obs: Observation, floor: tuple[str, ...]) -> None:
+    """Union the learned argument values (syscage.arguments). A syscall stays conditioned only while every
+    run that allowed it recorded its values: allowed before without an entry (a profile learned before
+    arguments were), added from a runtime base set, made by a run that did not record it, or with too many
+    values, and it is unconditional from then on, saying which run made it so."""
+    from syscage.arguments import ARGUMENTS, CLONE3_AS
+
+    table = out["arguments"] = dict(before.get("arguments") or {})
+    observed, base, had = set(obs.syscalls), set(obs.runtime_base), set(before["syscalls"])
+    for entry in ARGUMENTS:
+        name = entry.syscall
+        names = {name, "clone3"} if name == CLONE3_AS else {name}  # clone3's flags are recorded as clone's
+        made, added = bool(names & observed), bool(names & (base - observed))
+        if not (made or added) or name in floor:
+            continue
+        section = table.get(name)
+        if section is None and names & had:
+            continue  # allowed with any argument already: it stays so
+        if section is not None and section.get("unconditional"):
+            continue
+        got = (obs.arguments or {}).get(name)
+        why = (f"added from the runtime's base set by run {obs.container_id}: its values are not known" if added
+               else f"run {obs.container_id} did not record its arguments" if got is None
+               else f"run {obs.container_id}: {got['unconditional']}" if got.get("unconditional")
+               else f"run {obs.container_id} made it but no value was recorded" if not got.get("values") else None)
+        if why:
+            table[name] = {"index": entry.index, "unconditional": why, "run": obs.container_id}
+            continue
+        values = dict((section or {}).get("values", {}))
+        for value in got["values"]:
+            values.setdefault(str(value), {"first_run": obs.container_id, "first_seen": obs.stopped})
+        table[name] = {"index": entry.index, "kind": entry.kind, "mask": entry.mask, "values": values}

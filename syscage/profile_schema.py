@@ -57,6 +57,9 @@ def check_profile(doc: object, name: str) -> dict[str, Any]:
         raise bad("'static' is malformed")
     if static is not None and not _static_counts_ok(static):
         raise bad("'static' has malformed analysis counts (unresolved, absent, programs, runs_analysed, ...)")
+    wrong = _check_arguments(doc.get("arguments"))
+    if wrong:
+        raise bad(wrong)
     wrong = check_record(doc)
     if wrong:
         raise bad(wrong)
@@ -93,3 +96,25 @@ def _static_counts_ok(static: dict[str, Any]) -> bool:
     return (all(count(k) for k in ("runs_analysed", "unresolved_total", "paths_lost"))
             and all(texts(k) for k in ("absent", "programs"))
             and isinstance(unresolved, dict) and all(isinstance(v, str) for v in unresolved.values()))
+
+
+def _check_arguments(section: object) -> str | None:
+    """The learned arguments (syscage.arguments): absent in older profiles (then every syscall is allowed with
+    any argument); per syscall either `unconditional` (why) or `values` (decimal value -> its first run)."""
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        return "'arguments' is not a table"
+    for name, entry in section.items():
+        if not isinstance(entry, dict):
+            return f"'arguments' entry for {name!r} is malformed"
+        if "unconditional" in entry:
+            if not isinstance(entry["unconditional"], str):
+                return f"'arguments' entry for {name!r} has a malformed 'unconditional'"
+            continue
+        values = entry.get("values")
+        if not (isinstance(values, dict) and all(
+                isinstance(v, str) and v.isdigit() and isinstance(w, dict) and isinstance(w.get("first_run"), str)
+                for v, w in values.items())):
+            return f"'arguments' entry for {name!r} has malformed 'values'"
+    return None

@@ -128,10 +128,22 @@ def oci_policy(doc: dict[str, Any], label: str, arch: str, kernel: str | None = 
 
 def profile_policy(profile: dict[str, Any], label: str, floor: tuple[str, ...] = (), store: Any = None) -> Policy:
     """What enforce allows for the profile: with the store's seccomp.coverage additions (less never_allow)."""
+    from syscage.arguments import conditions, rules
     from syscage.seccomp import allowed_syscalls
 
     coverage, withheld = getattr(store, "coverage", "learned"), getattr(store, "never_allow", ())
-    return Policy(label, allowed=set(allowed_syscalls(profile, floor, coverage, withheld)))
+    allowed = set(allowed_syscalls(profile, floor, coverage, withheld))
+    # Syscalls allowed for learned argument values only (syscage.arguments), described as oci_policy would
+    # describe the same rules in the profile's seccomp.json.
+    unconditional, conditioned = rules(allowed, conditions(profile, frozenset(floor), frozenset(withheld)))
+    policy = Policy(label, allowed=unconditional)
+    whys: dict[str, list[str]] = {}
+    for rule in conditioned:
+        if rule["action"] in ALLOWING:
+            whys.setdefault(rule["names"][0], []).append(", ".join(_conditions(rule, "", "") or []))
+    for name, why in whys.items():
+        policy.conditional[name] = "; or ".join(sorted(set(why))).replace("; or argument conditions:", " or")
+    return policy
 
 
 def load_policy(spec: str, store: Any, floor: tuple[str, ...], arch: str) -> Policy:

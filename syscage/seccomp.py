@@ -12,18 +12,23 @@ from syscage.errors import SyscageError
 # needed: rendering a profile's own filter, as enforce does on the start path, needs neither.
 
 
-def render(syscalls: list[str], errno: int, arch: str | None = None) -> dict[str, Any]:
-    """Default-deny filter allowing exactly `syscalls` on the native ABI, denied calls failing with `errno`."""
+def render(syscalls: list[str], errno: int, arch: str | None = None,
+           conditions: dict[str, list[list[dict[str, Any]]]] | None = None) -> dict[str, Any]:
+    """Default-deny filter allowing exactly `syscalls` on the native ABI, denied calls failing with `errno`;
+    those in `conditions` (syscage.arguments.conditions) only with the argument values learned."""
     if arch is None:
         from syscage.syscalls import native_arch
 
         arch = native_arch()
-    names = sorted(set(syscalls))
+    from syscage.arguments import rules
+
+    plain, conditioned = rules(set(syscalls), conditions or {})
+    names = sorted(plain)
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": errno,
         "architectures": [arch],
-        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}] if names else [],
+        "syscalls": ([{"names": names, "action": "SCMP_ACT_ALLOW"}] if names else []) + conditioned,
     }
 
 
@@ -44,7 +49,10 @@ def allowed_syscalls(profile: dict[str, Any], floor: Iterable[str] = (), coverag
 
 def render_profile(profile: dict[str, Any], errno: int, floor: Iterable[str] = (), coverage: str = "learned",
                    withheld: Iterable[str] = ()) -> dict[str, Any]:
-    seccomp = render(allowed_syscalls(profile, floor, coverage, withheld), errno, profile.get("arch"))
+    from syscage.arguments import conditions
+
+    seccomp = render(allowed_syscalls(profile, floor, coverage, withheld), errno, profile.get("arch"),
+                     conditions(profile, frozenset(floor), frozenset(withheld)))
     validate(seccomp, profile.get("name", "?"))
     return seccomp
 

@@ -315,13 +315,16 @@ class ProfileStore:
 
     def _write(self, name: str, profile: dict[str, Any]) -> None:
         directory = self.profile_dir(name)
+        from syscage.arguments import conditions
         from syscage.seccomp import allowed_syscalls, render, render_profile
 
         # Most runs add no syscall: then seccomp.json (compiled when it was written) stays as it is.
         # Otherwise render and compile before writing anything: a profile that cannot become a filter
         # is refused whole rather than stored beside a stale seccomp.json.
         allowed = allowed_syscalls(profile, self.always_allow, self.coverage, self.never_allow)
-        unchanged = self.read_seccomp(name) == render(allowed, self.errno, profile["arch"])
+        unchanged = self.read_seccomp(name) == render(allowed, self.errno, profile["arch"],
+                                                      conditions(profile, frozenset(self.always_allow),
+                                                                 self.never_allow))
         seccomp = None if unchanged else render_profile(profile, self.errno, self.always_allow, self.coverage,
                                                         self.never_allow)
         write_atomically(directory / PROFILE_FILE, dump_json(profile))

@@ -266,3 +266,79 @@ def test_every_action_compiles() -> None:
         validate(compose(own, ["read"], deny, ARCH), "t", strict_names=False)
     with pytest.raises(SyscageError, match="does not know"):
         validate(compose(own, ["read", "not_a_syscall"], EPERM, ARCH), "t")
+
+
+# --- the profile's own argument conditions (syscage.arguments) -----------------------------------------
+
+NO_NAMESPACE = {"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}
+CONDS = {"unshare": [[NO_NAMESPACE]], "personality": [[{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}],
+                                                      [{"index": 0, "value": 0xFFFFFFFF, "op": "SCMP_CMP_EQ"}]]}
+# A default-allowing filter whose rules for a conditioned syscall are all conditional composes only when no
+# learned value meets its conditions (which of two matching conditional rules wins is libseccomp's choice):
+# personality(0xffffffff) meets "personality >= 0x100 (and arg1 == 0)" of deny-list-conditional: refused.
+
+
+# unshare also learned with CLONE_NEWUSER (a value some filters' conditions imply, others exclude).
+CONDS_NEWUSER = {"unshare": [[NO_NAMESPACE], [{**NO_NAMESPACE, "valueTwo": CLONE_NEWUSER}]],
+                 "personality": [[{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]]}
+
+
+@pytest.mark.parametrize("conds", ["plain", "newuser"])
+@pytest.mark.parametrize("deny", sorted(DENIES))
+@pytest.mark.parametrize("allowed", sorted(ALLOWED))
+@pytest.mark.parametrize("own", sorted(FILTERS))
+def test_composed_filter_with_conditions_answers_like_the_stacked_pair(own: str, allowed: str, deny: str,
+                                                                      conds: str) -> None:
+    spec_filter, names, action = FILTERS[own], [*INFRA, *ALLOWED[allowed]], DENIES[deny]
+    learned = CONDS if conds == "plain" else CONDS_NEWUSER
+    try:
+        composed = compose(spec_filter, names, action, ARCH, learned)
+    except CannotCompose:
+        # deny-list-conditional: personality(0xffffffff) meets its "arg0 >= 0x100 and arg1 == 0" in part;
+        # deny-list-wide-mask: unshare(CLONE_NEWUSER) meets "NEWUSER and NEWNS both set" in part.
+        assert (own, conds) in (("deny-list-conditional", "plain"), ("deny-list-wide-mask", "newuser"))
+        assert "unshare" in names
+        return
+    validate(composed, "t", strict_names=False)
+    profile = plain(names, action, ARCH, learned)
+    got, stacked = _outcomes([composed]), _outcomes([profile, spec_filter])
+    # One known difference, never looser: a default-deny F that allowed a value the profile did not learn
+    # answers it with F's default (its errno) instead of the profile's deny action (writing the latter would
+    # need the negation of the learned values).
+    default_errno = spec_filter.get("defaultErrnoRet", errno.EPERM)
+    for probe, (mine, theirs) in zip(PROBES, zip(got, stacked, strict=True), strict=True):
+        if mine != theirs:
+            assert spec_filter["defaultAction"] == "SCMP_ACT_ERRNO" and probe[0] in learned, composed
+            assert mine.endswith(f"= -1 errno {default_errno}"), (mine, theirs)
+
+
+def test_both_sides_conditioning_clone_are_combined_into_one_masked_condition() -> None:
+    own = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        rule(["clone"], args=NEWUSER_CLEAR), rule(["clone3"], "SCMP_ACT_ALLOW"),
+        rule(["socket"], args=[{"index": 0, "value": 40, "op": "SCMP_CMP_NE"}])]}
+    conds = {"clone": [[{"index": 0, "value": 0x7E020000, "valueTwo": v, "op": "SCMP_CMP_MASKED_EQ"}]
+                       for v in (0, CLONE_NEWNS)],
+             "socket": [[{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}] for v in (1, 40)]}
+    composed = compose(own, ["clone", "clone3", "socket"], EPERM, ARCH, conds)
+    assert composed["syscalls"] == [
+        rule(["clone"], args=[{"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]),
+        rule(["clone"], args=[{"index": 0, "value": 0x7E020000, "valueTwo": CLONE_NEWNS, "op": "SCMP_CMP_MASKED_EQ"}]),
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        rule(["socket"], args=[{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}])]  # 40: the spec's filter denies it
+    validate(composed, "t")
+
+
+def test_a_condition_on_the_same_argument_that_cannot_be_combined_is_refused() -> None:
+    own = {"defaultAction": "SCMP_ACT_ERRNO",
+           "syscalls": [rule(["clone"], args=[{"index": 0, "value": 5, "op": "SCMP_CMP_GT"}])]}
+    conds = {"clone": [[NO_NAMESPACE]]}
+    with pytest.raises(CannotCompose, match="clone's argument 0 with SCMP_CMP_GT"):
+        compose(own, ["clone"], EPERM, ARCH, conds)
+
+
+def test_a_learned_value_the_own_deny_rule_always_meets_is_left_to_that_rule() -> None:
+    own = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [rule(["unshare"], "SCMP_ACT_ERRNO", errnoRet=13,
+                                                                 args=NEWUSER_SET)]}
+    composed = compose(own, ["unshare"], EPERM, ARCH, CONDS_NEWUSER)
+    assert composed["syscalls"] == [rule(["unshare"], "SCMP_ACT_ERRNO", errnoRet=13, args=NEWUSER_SET),
+                                    rule(["unshare"], args=[NO_NAMESPACE])]

@@ -31,6 +31,7 @@ class Report(NamedTuple):
     sockets: list[tuple[int, int]] = []  # noqa: RUF012
     capabilities: list[int] = []  # noqa: RUF012
     capabilities_traced: bool = False
+    arguments: dict[str, tuple[list[int], bool]] = {}  # noqa: RUF012 (a NamedTuple default, never mutated)
 
 
 class FakeRecorder:

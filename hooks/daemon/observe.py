@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from syscage.arguments import BY_SYSCALL, DEFAULT_MAX_VALUES
 from syscage.profile import Observation
 from syscage.runtimebase import runtime_base
 from syscage.store import utc_now
@@ -12,7 +13,7 @@ from syscage.syscalls import compat_names, names_for
 
 
 def observation_from_report(container_id: str, report: dict[str, Any], runtime: str,
-                            runtime_name: str) -> Observation:
+                            runtime_name: str, max_argument_values: int = DEFAULT_MAX_VALUES) -> Observation:
     counters = {k: int(v) for k, v in report.get("counters", {}).items()}
     names, unresolved = names_for(report.get("syscalls", []))
     obs = Observation(container_id=container_id, started=report.get("started", ""), stopped=utc_now(),
@@ -45,7 +46,27 @@ def observation_from_report(container_id: str, report: dict[str, Any], runtime: 
         obs.problems.append(f"{counters['nr_out_of_range']} syscalls had numbers beyond the tracer's table")
     obs.problems.extend(compat_problems(counters, report.get("compat", {})))
     apparmor_observation(obs, report, counters)
+    obs.arguments = argument_observation(report, max_argument_values)
     return obs
+
+
+def argument_observation(report: dict[str, Any], bound: int) -> dict[str, dict[str, Any]] | None:
+    """syscall -> {"values": [...]} or {"unconditional": why} (too many values); None for a report from a
+    tracer that did not learn arguments."""
+    if "arguments" not in report:
+        return None
+    out: dict[str, dict[str, Any]] = {}
+    for name, got in report["arguments"].items():
+        entry = BY_SYSCALL.get(name)
+        if entry is None:
+            continue
+        values, limit = [int(v) for v in got.get("values", [])], min(bound, entry.max_values)
+        if got.get("overflow") or len(values) > limit:
+            out[name] = {"unconditional": f"more than {limit} distinct values of argument {entry.index} in one run"
+                         + (" (the tracer's table overflowed)" if got.get("overflow") else "")}
+        else:
+            out[name] = {"values": sorted(values)}
+    return out
 
 
 # AppArmor's names, indexed by address family number (AF_UNIX = 1 ... AF_XDP = 43) and capability number.

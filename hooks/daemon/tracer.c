@@ -111,6 +111,24 @@ BPF_ARRAY(path_count, u64, MAX_SLOTS);
 BPF_ARRAY(sockets, u64, MAX_SLOTS * NR_FAMILIES);
 // capabilities checked by cap_capable: [slot] -> bit per capability
 BPF_ARRAY(caps, u64, MAX_SLOTS);
+// Argument learning (syscage.arguments.ARGUMENTS): syscall nr -> which table entry reads which argument.
+struct arg_rule {
+    u32 entry;      // 1 + the entry's index in ARGUMENTS (0: the syscall's arguments are not learned)
+    u32 index;      // argument index
+    u64 mask;       // bits kept of the value (all ones for a value compared whole)
+    u32 in_memory;  // 1: the argument is a pointer to the flag word (clone3's struct clone_args)
+    u32 pad;
+};
+struct arg_key {
+    u32 slot;
+    u32 entry;
+    u64 value;
+};
+BPF_ARRAY(arg_rules, struct arg_rule, NR_WORDS * 64);
+// (slot, entry, masked value) seen; at most ARG_VALUES_CAP per (slot, entry), counted in arg_count.
+BPF_HASH(arg_values, struct arg_key, u8, MAX_ARG_VALUES);
+// [slot][entry] -> distinct values held; above ARG_VALUES_CAP: overflowed (the syscall is then unconditional)
+BPF_ARRAY(arg_count, u64, MAX_SLOTS * NR_ARG_ENTRIES);
 // [0]: non-zero once any process was armed by TSYNC (saves a lookup otherwise)
 BPF_ARRAY(globals, u32, 1);
 
@@ -387,6 +405,51 @@ static __always_inline void record_mediated(struct bpf_raw_tracepoint_args *ctx,
     }
 }
 
+// The value of a learned argument of syscall `nr` (native ABI), for an armed thread: one array lookup for
+// every syscall; a register read, and a hash lookup that finds the value after warm-up, for the few learned.
+static __always_inline void record_argument(struct bpf_raw_tracepoint_args *ctx, u32 slot, long nr)
+{
+    if (nr < 0 || nr >= NR_WORDS * 64)
+        return;
+    u32 n = nr;
+    struct arg_rule *r = arg_rules.lookup(&n);
+    if (!r || !r->entry || r->entry > NR_ARG_ENTRIES)
+        return;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    struct frame_args f = {};
+    if (bpf_probe_read_kernel(&f, sizeof(f), &regs->r10))
+        return;
+    unsigned long v = r->index == 0 ? f.di : r->index == 1 ? f.si : r->index == 2 ? f.dx
+                    : r->index == 3 ? f.r10 : r->index == 4 ? f.r8 : f.r9;
+    u32 idx = slot * NR_ARG_ENTRIES + (r->entry - 1);
+    u64 *held = arg_count.lookup(&idx);
+    if (!held)
+        return;
+    if (r->in_memory) {
+        u64 word = 0;
+        if (bpf_probe_read_user(&word, sizeof(word), (void *)v)) {
+            if (*held <= ARG_VALUES_CAP)  // unreadable: its value is unknown, so any must stay allowed
+                __sync_fetch_and_add(held, ARG_VALUES_CAP + 1);
+            return;
+        }
+        v = word;
+    }
+    struct arg_key k = {.slot = slot, .entry = r->entry - 1, .value = v & r->mask};
+    if (arg_values.lookup(&k))
+        return;
+    if (*held >= ARG_VALUES_CAP) {
+        if (*held == ARG_VALUES_CAP)
+            __sync_fetch_and_add(held, 1);
+        return;
+    }
+    u8 one = 1;
+    if (arg_values.insert(&k, &one) != 0) {  // the map is full: as an overflow, never a silent loss
+        __sync_fetch_and_add(held, ARG_VALUES_CAP + 1);
+        return;
+    }
+    __sync_fetch_and_add(held, 1);
+}
+
 // Compat syscalls (i386, x32) go to sets of their own, never into the native ones: the same number
 // names another syscall there.
 static __always_inline void record(struct bpf_raw_tracepoint_args *ctx, struct armed_info *a, long nr)
@@ -406,6 +469,7 @@ static __always_inline void record(struct bpf_raw_tracepoint_args *ctx, struct a
     if (!(a->flags & ARMED_EXECED))
         mark(slot, SET_PRE_EXEC, nr);
     record_mediated(ctx, a, nr);
+    record_argument(ctx, slot, nr);
 }
 
 static __always_inline int is_cutover_nr(long nr)

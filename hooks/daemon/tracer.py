@@ -282,7 +282,7 @@ class Tracer:
                    "failed, or the tracer restarted)")
             obs = untraced_observation(cid, runtime, why)
         else:
-            obs = observation_from_report(cid, taken[1], runtime, runtime_name)
+            obs = observation_from_report(cid, taken[1], runtime, runtime_name, self.config.max_argument_values)
         log = self.log.bind(container_id=cid, profile=profile, mode=mode)
         pending = watched.pending if watched else None
         try:
@@ -347,6 +347,8 @@ class Tracer:
                 "compat": report.compat, "files": {os.fsdecode(p): a for p, a in report.files.items()},
                 "sockets": report.sockets, "capabilities": report.capabilities,
                 "capabilities_traced": report.capabilities_traced,
+                "arguments": {name: {"values": values, "overflow": over}
+                              for name, (values, over) in report.arguments.items()},
                 "started": watched.started, "exec_mode": watched.exec_mode,
                 "no_new_privileges": watched.no_new_privileges, "instance": self.instance}
 
@@ -397,7 +399,8 @@ class Tracer:
         """Record a watched container's run, as incomplete, without its record request."""
         from syscage.hooks.daemon.observe import observation_from_report
 
-        obs = observation_from_report(watched.container_id, report, runtime="", runtime_name="")
+        obs = observation_from_report(watched.container_id, report, runtime="", runtime_name="",
+                                      max_argument_values=self.config.max_argument_values)
         obs.problems.append(problem)
         log = self.log.bind(container_id=watched.container_id, profile=watched.profile)
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from syscage.arguments import ARGUMENTS, CLONE3_AS
 from syscage.syscalls import syscall_number
 
 BPF_SOURCE = Path(__file__).with_name("tracer.c")
@@ -43,6 +44,10 @@ PATH_ACCESS = tuple((bit, name.lower()) for name, bit in PATH_ACC.items())
 SOCK_TYPES = {1: "stream", 2: "dgram", 3: "raw", 4: "rdm", 5: "seqpacket", 10: "packet"}
 # Syscalls whose arguments are read for AppArmor learning.
 MEDIATED = ("open", "openat", "openat2", "creat", "execve", "execveat", "socket", "socketpair")
+# Argument learning (syscage.arguments): distinct values one container may record per table entry (more is an
+# overflow: the syscall is then allowed unconditionally), and the map's size per slot.
+ARG_VALUES_CAP = 64
+ARG_VALUES_PER_SLOT = 256
 
 
 class WatchInfo(ctypes.Structure):
@@ -60,6 +65,8 @@ class SlotReport:
     sockets: list[tuple[int, int]]  # (address family, socket type)
     capabilities: list[int]  # capability numbers checked (empty and meaningless when not traced)
     capabilities_traced: bool
+    # syscall -> (masked values seen, overflowed): the learned arguments of syscage.arguments.ARGUMENTS
+    arguments: dict[str, tuple[list[int], bool]]
 
 
 def bpf_cflags(max_slots: int, max_threads: int, pid_table: int, group_dead: bool) -> list[str]:
@@ -69,7 +76,8 @@ def bpf_cflags(max_slots: int, max_threads: int, pid_table: int, group_dead: boo
         "NR_SETS": NR_SETS, "SET_ALL": SET_ALL, "SET_PRE_EXEC": SET_PRE_EXEC, "SET_I386": SET_I386,
         "SET_X32": SET_X32, "MODE_SECCOMP": MODE_SECCOMP, "MODE_EXEC": MODE_EXEC, "NR_COUNTERS": len(COUNTERS),
         "PATH_LEN": PATH_LEN, "PATHS_PER_SLOT": PATHS_PER_SLOT, "MAX_PATHS": max_slots * 256,
-        "NR_FAMILIES": NR_FAMILIES,
+        "NR_FAMILIES": NR_FAMILIES, "NR_ARG_ENTRIES": len(ARGUMENTS), "ARG_VALUES_CAP": ARG_VALUES_CAP,
+        "MAX_ARG_VALUES": max_slots * ARG_VALUES_PER_SLOT,
     }
     defines |= {f"PATH_ACC_{name}": bit for name, bit in PATH_ACC.items()}
     defines |= {f"NR_{name.upper()}": syscall_number(name) for name in ("prctl", "seccomp", "execve", "execveat")}
@@ -104,6 +112,9 @@ class SyscallRecorder:
         self.path_count = self.bpf["path_count"]
         self.sockets = self.bpf["sockets"]
         self.caps = self.bpf["caps"]
+        self.arg_values = self.bpf["arg_values"]
+        self.arg_count = self.bpf["arg_count"]
+        self._load_arg_rules()
         self.capabilities_traced = self._attach_cap_capable()
         self.free_slots = list(range(max_slots - 1, -1, -1))
         self.generation = 0
@@ -138,7 +149,40 @@ class SyscallRecorder:
                    for kind in bits_to_numbers([self.sockets[ctypes.c_uint32(slot * NR_FAMILIES + family)].value])]
         return SlotReport(bits_to_numbers(words(SET_ALL)), bits_to_numbers(words(SET_PRE_EXEC)), counters,
                           {abi: numbers for abi, numbers in compat.items() if numbers}, self._files(slot), sockets,
-                          bits_to_numbers([self.caps[ctypes.c_uint32(slot)].value]), self.capabilities_traced)
+                          bits_to_numbers([self.caps[ctypes.c_uint32(slot)].value]), self.capabilities_traced,
+                          self._arguments(slot))
+
+    def _load_arg_rules(self) -> None:
+        """Tell the program which argument of which syscall to record (clone3's flags count as clone's)."""
+        rules = self.bpf["arg_rules"]
+        for i, entry in enumerate(ARGUMENTS):
+            mask = entry.mask if entry.kind == "flags" else (1 << 64) - 1
+            targets = [(entry.syscall, entry.index, 0)] + ([("clone3", 0, 1)] if entry.syscall == CLONE3_AS else [])
+            for name, index, in_memory in targets:
+                nr = syscall_number(name)
+                if nr is None or nr >= NR_WORDS * 64:
+                    continue
+                rule = rules[ctypes.c_uint32(nr)]
+                rule.entry, rule.index, rule.mask, rule.in_memory = i + 1, index, mask, in_memory
+                rules[ctypes.c_uint32(nr)] = rule
+
+    def _arguments(self, slot: int) -> dict[str, tuple[list[int], bool]]:
+        values: dict[int, list[int]] = {}
+        for key in list(self.arg_values):
+            if key.slot == slot:
+                values.setdefault(key.entry, []).append(int(key.value))
+        out = {}
+        for i, entry in enumerate(ARGUMENTS):
+            held = self.arg_count[ctypes.c_uint32(slot * len(ARGUMENTS) + i)].value
+            out[entry.syscall] = (sorted(values.get(i, [])), held > ARG_VALUES_CAP)
+        return out
+
+    def _forget_arguments(self, slot: int) -> None:
+        for key in [k for k in self.arg_values if k.slot == slot]:
+            with contextlib.suppress(KeyError):
+                del self.arg_values[key]
+        for i in range(len(ARGUMENTS)):
+            self.arg_count[ctypes.c_uint32(slot * len(ARGUMENTS) + i)] = ctypes.c_uint64(0)
 
     def _files(self, slot: int) -> dict[bytes, list[str]]:
         """The slot's paths (any generation: stale ones of a released slot are dropped at release)."""
@@ -172,6 +216,7 @@ class SyscallRecorder:
             del self.watch[key]
         self.slot_gen[ctypes.c_uint32(slot)] = ctypes.c_uint32(0)
         self._forget_paths(slot)
+        self._forget_arguments(slot)
         self.free_slots.append(slot)
         if len(self.free_slots) == self.max_slots:
             self._detach_sys_enter()
