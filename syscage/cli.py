@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     from syscage.opscli import add_parsers
 
     add_parsers(sub, _example)
+    from syscage import travel_cli
+
+    travel_cli.add_parsers(sub, _example)
 
     add_install_parser(sub)
     _add_examples(parser)

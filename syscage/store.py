@@ -56,8 +56,10 @@ def dump_json(doc: Any) -> bytes:
 
 class ProfileStore:
     def __init__(self, root: Path, errno: int, always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW,
-                 notes: Path | None = None, never_allow: tuple[str, ...] = (), coverage: str = "learned") -> None:
+                 notes: Path | None = None, never_allow: tuple[str, ...] = (), coverage: str = "learned",
+                 node: str = "") -> None:
         self.root = root
+        self.node = node  # node.name: kept in every run this store records (syscage import keeps runs apart by it)
         self.coverage = coverage  # seccomp.coverage: what seccomp.json allows beyond the learned syscalls
         self.never_allow = frozenset(never_allow)  # seccomp.never_allow: kept out of every profile
         # Where a run that could not be written to the store (a full disk) is noted instead: another file
@@ -71,7 +73,7 @@ class ProfileStore:
     def from_config(cls, config: Config) -> ProfileStore:
         """The store the config names, with its errno, floor, never-allow list and notes directory."""
         return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR,
-                   config.never_allow, config.coverage)
+                   config.never_allow, config.coverage, config.node)
 
     def profile_dir(self, name: str) -> Path:
         validate_profile_name(name)
@@ -130,7 +132,8 @@ class ProfileStore:
                 return None
             kept, withheld = self._withhold(obs)
             out = merge(current, kept, now, self.always_allow)
-            tags = {**({"pending": pending} if pending else {}), **({"key": key} if key else {})}
+            tags = {**({"pending": pending} if pending else {}), **({"key": key} if key else {}),
+                    **({"node": self.node} if self.node else {})}
             if withheld:
                 tags["withheld"] = withheld
             if self.never_allow & set(out["syscalls"]):  # learned before the config named them
@@ -206,6 +209,14 @@ class ProfileStore:
         if updated is not None:
             self._write(name, updated)
         return updated
+
+    def write_merged(self, name: str, profile: dict[str, Any]) -> None:
+        """Write a profile merged from other nodes' files (syscage.travel); the caller holds the lock. What
+        seccomp.never_allow names is kept out, as in a recorded run."""
+        if self.never_allow & set(profile["syscalls"]):
+            profile = {**profile, "syscalls": {k: v for k, v in profile["syscalls"].items()
+                                               if k not in self.never_allow}}
+        self._write(name, check_profile(profile, name))
 
     # -- pending runs ---------------------------------------------------------------------------
 
