@@ -648,4 +648,26 @@ def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
                                    "containers (podman: /usr/share/containers/oci/hooks.d; CRI-O: its hooks_dir).")
     p.add_argument("dir", metavar="DIR", help="hooks directory, e.g. /etc/containers/oci/hooks.d")
     p.set_defaults(func=cmd_install_hooks_dir)
+
+    p = sub.add_parser("kubernetes", help="print the DaemonSet (sets syscage up on every node) and the RuntimeClass",
+                       description="A Namespace, a privileged DaemonSet that runs the node set-up (syscage's commands "
+                       "onto the host, /etc/syscage/config.toml, `syscage install containerd --write`) and then the "
+                       "tracer, and the RuntimeClass whose handler is the runtime it writes. deploy/kubernetes/ holds "
+                       "the default rendering.")
+    p.add_argument("--image", default=None, help="the syscage image (default localhost/syscage:latest)")
+    p.add_argument("--namespace", default=None, help="default syscage-system")
+    p.add_argument("--handler", default=DEFAULT_RUNTIME_NAME,
+                   help=f"runtime handler name (default {DEFAULT_RUNTIME_NAME})")
+    p.add_argument("--via", choices=VIAS, default="shim", help="as for `syscage install containerd`")
+    p.set_defaults(func=cmd_install_kubernetes)
     return parser
+
+
+def cmd_install_kubernetes(config: Config, args: argparse.Namespace) -> int:
+    from syscage.kubernetes import Node, render
+
+    _check_name(args.handler)
+    node = Node(handler=args.handler, via=args.via)
+    node = node._replace(**{k: v for k, v in (("image", args.image), ("namespace", args.namespace)) if v})
+    print(render(node), end="")
+    return 0
