@@ -552,12 +552,17 @@ def _refuse_if_imports_replace_cri(cfg: ContainerdConfig) -> None:
 DEFAULT_HOOK_TIMEOUT: int = Config._field_defaults["hook_timeout"]
 
 
-def hooks_json(hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT) -> str:
-    """The OCI hooks.d file (schema 1.0.0) for podman and CRI-O; the shipped file is this with the default path."""
+def hooks_json(hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT, config_file: Path | None = None) -> str:
+    """The OCI hooks.d file (schema 1.0.0) for podman and CRI-O; the shipped file is this with the default path.
+    config_file: a config other than the default, passed to the hook as SYSCAGE_CONFIG (a hook gets no other
+    environment from the engine)."""
+    hook: dict[str, Any] = {"path": str(hook_path), "args": ["syscage-hook", "auto"], "timeout": timeout}
+    if config_file is not None:
+        hook["env"] = [f"SYSCAGE_CONFIG={config_file}"]
     doc = {
         "version": "1.0.0",
         # "auto": one file serves both stages; the hook reads the phase from the state's status.
-        "hook": {"path": str(hook_path), "args": ["syscage-hook", "auto"], "timeout": timeout},
+        "hook": hook,
         # enforce needs spec changes before the runtime starts, which only the wrapper can make.
         "when": {"annotations": {r"^io\.syscage\.mode$": "^(learn|complain)$"}},
         "stages": ["prestart", "poststop"],
@@ -565,10 +570,11 @@ def hooks_json(hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def install_hooks_dir(directory: Path, hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT) -> Path | None:
+def install_hooks_dir(directory: Path, hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT,
+                      config_file: Path | None = None) -> Path | None:
     """Write DIR/syscage.json; returns its path, or None if it already had this content."""
     target = directory / HOOKS_FILE_NAME
-    content = hooks_json(hook_path, timeout).encode()
+    content = hooks_json(hook_path, timeout, config_file).encode()
     if _read_or_none(target) == content:
         return None
     try:
@@ -608,7 +614,11 @@ def cmd_install_containerd(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_install_hooks_dir(config: Config, args: argparse.Namespace) -> int:
     directory = Path(args.dir)
-    written = install_hooks_dir(directory, config.hook_path, config.hook_timeout)
+    from syscage.config import DEFAULT_CONFIG_PATH
+
+    # A config other than the default (SYSCAGE_CONFIG) is named in the hook's environment.
+    own = config.source if config.source is not None and config.source != DEFAULT_CONFIG_PATH else None
+    written = install_hooks_dir(directory, config.hook_path, config.hook_timeout, own)
     if written is None:
         print(f"{directory / HOOKS_FILE_NAME} is already up to date; nothing written")
     else:
