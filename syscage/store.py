@@ -124,14 +124,19 @@ class ProfileStore:
         run only stands in for that pending record (a lost one): nothing is written if the record is gone
         or its run is already in the profile (then None). key: the watch key (syscage.protocol.watch_key)
         kept in the run record, so that a late record of the same container is known (run_recorded)."""
+        from syscage.checkpoint import checkpoint_key, split_checkpoint_entries
         from syscage.profile import merge
 
         def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
             if settling and pending and (not self._pending_path(name, pending)
                                          or any(r.get("pending") == pending for r in current["runs"])):
                 return None
-            kept, withheld = self._withhold(obs)
-            out = merge(current, kept, now, self.always_allow)
+            current, kept = _replacing_checkpoint(current, obs, checkpoint_key(pending, key, obs.container_id),
+                                                  settling)
+            kept, withheld = self._withhold(kept)
+            base, held = split_checkpoint_entries(current)  # other containers' checkpoints, kept as they are
+            out = merge(base, kept, now, self.always_allow)
+            out["syscalls"].update({n: e for n, e in held.items() if n not in out["syscalls"]})
             tags = {**({"pending": pending} if pending else {}), **({"key": key} if key else {}),
                     **({"node": self.node} if self.node else {})}
             if withheld:
@@ -147,6 +152,29 @@ class ProfileStore:
             if pending:
                 self._remove_pending(name, pending)
             return updated
+
+    def checkpoint_run(self, name: str, obs: Observation, pending: str | None, key: str) -> dict[str, Any] | None:
+        """What a container still learning did so far, in its profile as a run in progress (syscage.checkpoint)."""
+        from syscage.checkpoint import add_checkpoint, checkpoint_key
+
+        kept, _ = self._withhold(obs)
+        run = {"container_id": obs.container_id, "started": obs.started, "stopped": obs.stopped,
+               "cutover": obs.cutover, "syscall_count": len(kept.syscalls), "complete": False,
+               "problems": [f"in progress: checkpoint at {obs.stopped}; its final record replaces it"],
+               **({"key": key} if key else {}), **({"node": self.node} if self.node else {})}
+        ckey = checkpoint_key(pending, key, obs.container_id)
+
+        def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
+            # Recorded meanwhile (its record came between reading the slot and this write): nothing to add.
+            if pending and self._pending_path(name, pending) is None:
+                return None
+            if key and any(r.get("container_id") == obs.container_id and r.get("key") == key
+                           and not r.get("in_progress") for r in current["runs"]):
+                return None
+            return add_checkpoint(current, run, kept.syscalls, ckey, now)
+
+        with self.locked(name):
+            return self._change(name, change, create=True)
 
     def _withhold(self, obs: Observation) -> tuple[Observation, list[str]]:
         """The run without the syscalls seccomp.never_allow names, and those it needed. The run stays complete:
@@ -293,7 +321,7 @@ class ProfileStore:
             profile = self.read(name)
         except SyscageError:
             return False
-        return any(r.get("container_id") == container_id and r.get("key") == key
+        return any(r.get("container_id") == container_id and r.get("key") == key and not r.get("in_progress")
                    for r in (profile or {}).get("runs", []))
 
     def _pending_path(self, name: str, pending_id: str) -> Path | None:
@@ -431,6 +459,22 @@ class ProfileStore:
 
         self._edit(name, change)
         return dropped
+
+
+def _replacing_checkpoint(current: dict[str, Any], obs: Observation, ckey: str,
+                          settling: bool) -> tuple[dict[str, Any], Observation]:
+    """The profile without this run's checkpoint, and the run to merge: a settled run (its tracer died) keeps
+    what its last checkpoint saw, and says what is missing."""
+    from syscage.checkpoint import take_checkpoint
+
+    current, held, taken_at = take_checkpoint(current, ckey)
+    if taken_at is None or not settling:
+        return current, obs
+    from dataclasses import replace
+
+    note = (f"what its last checkpoint ({taken_at}) saw is kept: at most tracer.checkpoint_interval of the run "
+            "after it is missing")
+    return current, replace(obs, syscalls=sorted(set(obs.syscalls) | set(held)), problems=[*obs.problems, note])
 
 
 def _revised(current: dict[str, Any], now: str, **fields: Any) -> dict[str, Any]:

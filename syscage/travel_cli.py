@@ -45,6 +45,15 @@ def add_parsers(sub: Any, example: Callable[..., dict[str, Any]]) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_import)
 
+    p = sub.add_parser(
+        "snapshot", help="merge what learning containers did so far into their profiles now (a checkpoint)",
+        description="The tracer does this every tracer.checkpoint_interval seconds. Each container's run appears "
+        "in its profile marked in progress; its final record replaces it.",
+        **example("syscage snapshot web", "syscage snapshot --all"))
+    p.add_argument("name", nargs="?", help="the profile whose learning containers to checkpoint")
+    p.add_argument("--all", action="store_true", help="every learning container")
+    p.set_defaults(func=cmd_snapshot)
+
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:
     from syscage.travel import export
@@ -52,6 +61,26 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
     text = export(config, args.name, args.format, args.output, args.kubelet_root, args.force)
     sys.stdout.write(text)
     return 0
+
+
+def cmd_snapshot(config: Config, args: argparse.Namespace) -> int:
+    from syscage.errors import SyscageError
+    from syscage.protocol import TracerUnavailable, request
+
+    if bool(args.name) == bool(args.all):
+        raise SyscageError("name one profile or pass --all", "syscage snapshot NAME, or syscage snapshot --all")
+    try:
+        reply = request(config, {"op": "checkpoint", "profile": args.name}, timeout=120)
+    except TracerUnavailable:
+        raise SyscageError(f"no tracer is running (socket {config.tracer_socket}): no container is learning",
+                           "start a learning container first") from None
+    if not reply.get("ok") and not reply.get("failed"):
+        raise SyscageError(f"the tracer refused: {reply.get('error', 'unknown error')}", "try again")
+    done, failed = reply.get("checkpointed", []), reply.get("failed", [])
+    print(f"checkpointed {len(done)} learning container(s)" + (f": {', '.join(done)}" if done else ""))
+    for cid in failed:
+        print(f"could not checkpoint {cid} (see the syscage log)")
+    return 1 if failed else 0
 
 
 def cmd_import(config: Config, args: argparse.Namespace) -> int:
