@@ -4,7 +4,9 @@ profile grows as the server does more, and its final record leaves one run (no d
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -71,3 +73,46 @@ def test_a_learning_server_is_checkpointed_while_it_runs(env: Env, containerd: C
     assert set(second["syscalls"]) <= set(final["syscalls"])
     assert not [n for n, e in final["syscalls"].items() if "checkpoint" in e["sources"]]
     assert final["syscalls"]["connect"]["runs"] == 1 and final["runs_total"] == 1
+
+
+def test_a_tracer_crash_loses_at_most_one_interval_and_says_so(env: Env) -> None:
+    """Checkpoints every tracer.checkpoint_interval: the tracer SIGKILLed after one, the run is settled from it
+    (incomplete, saying what is missing), with what the checkpoint saw."""
+    from integration.private import WRAPPER as PRIVATE_WRAPPER
+    from integration.private import make_world, wait_gone
+
+    world = make_world(env, tracer={"idle_timeout": 600, "checkpoint_interval": 1})
+    daemon = world.start_containerd()
+    try:
+        name, cid = env.name("crash"), env.name("c")
+        rootfs = world.rootfs()
+        workload = "mkdir /tmp/made; touch /ready; while [ ! -e /stop ]; do sleep 0.1; done; echo end"
+        result: dict[str, subprocess.CompletedProcess[str]] = {}
+        runner = threading.Thread(target=lambda: result.setdefault("run", daemon.run(
+            rootfs, cid, ["sh", "-c", workload], {"io.syscage.mode": "learn", "io.syscage.profile": name},
+            runc_binary=PRIVATE_WRAPPER)))
+        runner.start()
+        try:
+            _wait_for(rootfs / "ready", "the workload's start")
+            path = world.store / "profiles" / name / "profile.json"
+            deadline = time.monotonic() + 120
+            while not (path.exists() and {"mkdir", "mkdirat"} & set(json.loads(path.read_text())["syscalls"])):
+                assert time.monotonic() < deadline, "no checkpoint came"
+                time.sleep(0.2)
+            tracer = world.tracer_pid()
+            assert tracer is not None
+            os.kill(tracer, signal.SIGKILL)
+            wait_gone(tracer)
+        finally:
+            (rootfs / "stop").touch()
+            runner.join(timeout=120)
+        assert result["run"].returncode == 0 and result["run"].stdout == "end\n", result["run"]
+        profile = world.profile(name)
+        (run,) = profile["runs"]
+        assert not run.get("in_progress") and not run["complete"] and not profile["complete"]
+        assert "at most tracer.checkpoint_interval" in " ".join(run["problems"]), run["problems"]
+        made = ({"mkdir", "mkdirat"} & set(profile["syscalls"])).pop()
+        assert profile["syscalls"][made]["sources"] == ["observed"]  # kept from the checkpoint, counted once
+    finally:
+        daemon.stop()
+        world.stop_tracer()

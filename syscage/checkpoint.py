@@ -20,7 +20,9 @@ SOURCE = "checkpoint"
 
 
 def checkpoint_key(pending: str | None, key: str, container_id: str) -> str:
-    return pending or key or container_id
+    """What ties a checkpoint to its run's record: the watch key, which every path that records the run knows
+    (the tracer, the hook recording an untraced run, the tracer settling a lost one)."""
+    return key or pending or container_id
 
 
 def add_checkpoint(current: dict[str, Any], run: dict[str, Any], syscalls: list[str], ckey: str,

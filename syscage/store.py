@@ -131,8 +131,7 @@ class ProfileStore:
             if settling and pending and (not self._pending_path(name, pending)
                                          or any(r.get("pending") == pending for r in current["runs"])):
                 return None
-            current, kept = _replacing_checkpoint(current, obs, checkpoint_key(pending, key, obs.container_id),
-                                                  settling)
+            current, kept = _replacing_checkpoint(current, obs, checkpoint_key(pending, key, obs.container_id))
             kept, withheld = self._withhold(kept)
             base, held = split_checkpoint_entries(current)  # other containers' checkpoints, kept as they are
             out = merge(base, kept, now, self.always_allow)
@@ -461,20 +460,21 @@ class ProfileStore:
         return dropped
 
 
-def _replacing_checkpoint(current: dict[str, Any], obs: Observation, ckey: str,
-                          settling: bool) -> tuple[dict[str, Any], Observation]:
-    """The profile without this run's checkpoint, and the run to merge: a settled run (its tracer died) keeps
-    what its last checkpoint saw, and says what is missing."""
+def _replacing_checkpoint(current: dict[str, Any], obs: Observation, ckey: str) -> tuple[dict[str, Any], Observation]:
+    """The profile without this run's checkpoint, and the run to merge. A complete run's report holds all the
+    checkpoint saw; an incomplete one keeps it, and an untraced one (its tracer died) says what is missing."""
     from syscage.checkpoint import take_checkpoint
 
     current, held, taken_at = take_checkpoint(current, ckey)
-    if taken_at is None or not settling:
+    if taken_at is None or obs.complete:
         return current, obs
     from dataclasses import replace
 
-    note = (f"what its last checkpoint ({taken_at}) saw is kept: at most tracer.checkpoint_interval of the run "
-            "after it is missing")
-    return current, replace(obs, syscalls=sorted(set(obs.syscalls) | set(held)), problems=[*obs.problems, note])
+    problems = list(obs.problems)
+    if obs.cutover == "none":
+        problems.append(f"what its last checkpoint ({taken_at}) saw is kept: at most tracer.checkpoint_interval of "
+                        "the run after it is missing")
+    return current, replace(obs, syscalls=sorted(set(obs.syscalls) | set(held)), problems=problems)
 
 
 def _revised(current: dict[str, Any], now: str, **fields: Any) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from syscage.profile import Observation
 from syscage.store import ProfileStore
 
@@ -52,13 +54,14 @@ def test_final_record_replaces_the_checkpoint_and_counts_the_run_once(tmp_path: 
     assert not store.run_recorded("web", "c2", "k-c2")
 
 
-def test_a_settled_run_keeps_its_checkpoint_and_says_what_is_missing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("settling", [True, False], ids=["settled-by-the-next-tracer", "recorded-by-the-hook"])
+def test_an_untraced_run_keeps_its_checkpoint_and_says_what_is_missing(tmp_path: Path, settling: bool) -> None:
     store = _store(tmp_path)
     _pending(store, "c1", "p1")
     store.checkpoint_run("web", _obs("c1", ["read", "socket"], "2026-01-01T00:00:01.000Z"), "p1", "k-c1")
     assert not store.run_recorded("web", "c1", "k-c1")  # a checkpoint is no record: the real one still counts
     lost = _obs("c1", [], problems=["its run was never recorded: the tracer stopped"], cutover="none")
-    settled = store.record_run("web", lost, pending="p1", settling=True, key="k-c1")
+    settled = store.record_run("web", lost, pending="p1", settling=settling, key="k-c1")
     assert settled is not None and not settled["complete"]
     (run,) = [r for r in settled["runs"] if r["container_id"] == "c1"]
     assert not run.get("in_progress") and "at most tracer.checkpoint_interval" in run["problems"][-1]
@@ -73,6 +76,6 @@ def test_another_containers_checkpoint_survives_a_record(tmp_path: Path) -> None
     store.checkpoint_run("web", _obs("c2", ["socket", "bind"]), "p2", "k-c2")
     done = store.record_run("web", _obs("c1", ["getpid"]), pending="p1", key="k-c1")
     assert done is not None
-    assert done["syscalls"]["socket"]["checkpoint_of"] == ["p2"]
+    assert done["syscalls"]["socket"]["checkpoint_of"] == ["k-c2"]
     assert done["syscalls"]["bind"]["sources"] == ["checkpoint"]
     assert [r["container_id"] for r in done["runs"] if r.get("in_progress")] == ["c2"]
