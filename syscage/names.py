@@ -29,10 +29,9 @@ K8S_NAMESPACE_KEYS = ("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.
                       "io.kubernetes.cri-o.Namespace")
 K8S_CONTAINER_KEYS = ("io.kubernetes.cri.container-name", "io.kubernetes.container.name")
 K8S_PREFIX = "io.kubernetes."
-# podman (libpod) writes these CRI-O keys into every container's spec, Kubernetes or not: they do not make a
-# container a Kubernetes one. (A Kubernetes container always has its runtime's namespace key besides.)
-LIBPOD_KEYS = frozenset({"io.kubernetes.cri-o.Created", "io.kubernetes.cri-o.TTY", "io.kubernetes.cri-o.ContainerType",
-                         "io.kubernetes.cri-o.SandboxID"})
+# podman (libpod) writes these two CRI-O keys into every container's spec, Kubernetes or not: they do not make
+# a container a Kubernetes one. (A Kubernetes container always has its runtime's namespace key besides.)
+LIBPOD_KEYS = frozenset({"io.kubernetes.cri-o.Created", "io.kubernetes.cri-o.TTY"})
 K8S_NAMESPACE = K8S_NAMESPACE_KEYS[0]
 K8S_CONTAINER = K8S_CONTAINER_KEYS[0]
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # what Kubernetes allows as a namespace

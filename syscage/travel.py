@@ -122,6 +122,10 @@ def export(config: Config, name: str, fmt: str, output: str | None, kubelet_root
         raise SyscageError(f"not exporting profile {name}: {'; '.join(partial)}",
                            "learn more (or `syscage accept` it), or pass --force to export it marked partial")
     note = f"# PARTIAL (--force): {'; '.join(partial)}\n" if partial else ""
+    if partial:  # also on stderr: an OCI JSON on stdout has nowhere to say it
+        from syscage.console import say_warning
+
+        say_warning(f"profile {name} exported PARTIAL (--force): {'; '.join(partial)}")
     if fmt == "kubelet":
         if output:
             raise SyscageError("--format kubelet writes under --kubelet-root, not -o", "drop -o")

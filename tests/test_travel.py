@@ -195,6 +195,8 @@ def test_export_refuses_incomplete_or_unconverged_unless_forced(node_config: Any
         err = capsys.readouterr().err
         assert "not exporting profile web: incomplete" in err and "--force" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "k").exists()
+    assert cli.main(["export", "web", "--format", "oci", "--force"]) == 0
+    assert "exported PARTIAL (--force): incomplete" in capsys.readouterr().err
     assert cli.main(["export", "web", "--format", "spo", "--force"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("# PARTIAL (--force): incomplete")
