@@ -68,7 +68,25 @@ def join(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             out[key] = False
     if out["incomplete_reasons"] or not out["complete"]:
         out["complete"] = False
+    _arguments_stay_unconditional(out, a, b)
     return out
+
+
+ANY_ARGUMENT = "allowed with any argument by a merged node's profile"
+
+
+def _arguments_stay_unconditional(out: dict[str, Any], a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Argument conditions (syscage.arguments): a syscall one side allows with no entry allows any argument there,
+    so it must stay unconditional in the union, not take the other side's values as its only ones."""
+    table = out.get("arguments")
+    if not isinstance(table, dict):
+        return
+    table = out["arguments"] = dict(table)  # it may be an input's own table
+    for name, entry in list(table.items()):
+        if not isinstance(entry, dict) or "unconditional" in entry:
+            continue
+        if any(name in side["syscalls"] and name not in (side.get("arguments") or {}) for side in (a, b)):
+            table[name] = {**entry, "unconditional": ANY_ARGUMENT, "run": ""}
 
 
 def _join_runs(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -65,6 +65,20 @@ def test_join_keeps_each_run_once_with_its_node() -> None:
     assert ab["arguments"] == {"read": {"0": [6]}, "write": {"0": [6]}}
 
 
+def test_a_syscall_allowed_with_any_argument_on_one_node_stays_unconditional() -> None:
+    a = _node_profile("node-a", [("c1", ["socket"], "2026-01-01T00:00:01.000Z", True)])
+    b = _node_profile("node-b", [("c2", ["socket"], "2026-01-01T00:00:01.000Z", True)])
+    a["arguments"] = {"socket": {"index": 0, "kind": "value", "mask": 0, "values": {"1": {"first_run": "c1",
+                                                                                        "first_seen": "t"}}}}
+    b["arguments"] = {}  # b allows socket with any argument
+    joined = join(a, b)
+    assert "unconditional" in joined["arguments"]["socket"] and dump_json(joined) == dump_json(join(b, a))
+    a2 = json.loads(json.dumps(a))
+    a2["arguments"]["socket"]["values"]["2"] = {"first_run": "c9", "first_seen": "u"}
+    assert set(join(a, a2)["arguments"]["socket"]["values"]) == {"1", "2"}  # both nodes' values, still conditioned
+    assert "unconditional" not in join(a, a2)["arguments"]["socket"]
+
+
 def test_checkpoint_copy_of_a_run_loses_to_its_final_record() -> None:
     a = _node_profile("node-a", [("c1", ["read"], "2026-01-01T00:00:01.000Z", True)])
     checkpoint = json.loads(json.dumps(a))
