@@ -126,6 +126,9 @@ EXAMPLES = {
     "install containerd": ("syscage install containerd", "syscage install containerd --write",
                            "syscage install containerd --via binary-name --write"),
     "install hooks-dir": ("syscage install hooks-dir /usr/share/containers/oci/hooks.d",),
+    "install kubernetes": ("syscage install kubernetes > syscage.yaml",
+                           "syscage install kubernetes --image registry.example/syscage:1 --handler syscage | "
+                           "kubectl apply -f -"),
 }
 
 
