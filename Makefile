@@ -16,7 +16,7 @@ COMMANDS := syscage syscage-hook syscage-tracer syscage-runtime containerd-shim-
 	containerd-shim-syscage-v2-py
 KERNEL := $(shell uname -r)
 APT_PACKAGES := python3-bpfcc bpfcc-tools linux-headers-amd64 runc containerd busybox-static crun apparmor golang-go \
-	libseccomp2 python3-venv strace gcc libc6-dev qemu-system-x86 linux-image-amd64 chromium redis-tools
+	libseccomp2 python3-venv strace gcc libc6-dev qemu-system-x86 linux-image-amd64 chromium redis-tools podman
 PYTEST_FLAGS ?= -q -ra
 
 .PHONY: all deps venv lane-venv test unit integration demo lint bench install uninstall clean

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     from syscage.opscli import add_parsers
 
     add_parsers(sub, _example)
+    from syscage import travel_cli
+
+    travel_cli.add_parsers(sub, _example)
 
     add_install_parser(sub)
     _add_examples(parser)
@@ -123,6 +126,9 @@ EXAMPLES = {
     "install containerd": ("syscage install containerd", "syscage install containerd --write",
                            "syscage install containerd --via binary-name --write"),
     "install hooks-dir": ("syscage install hooks-dir /usr/share/containers/oci/hooks.d",),
+    "install kubernetes": ("syscage install kubernetes > syscage.yaml",
+                           "syscage install kubernetes --image registry.example/syscage:1 --handler syscage | "
+                           "kubectl apply -f -"),
 }
 
 

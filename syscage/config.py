@@ -50,6 +50,8 @@ class Config(NamedTuple):
     convergence_min_minutes: float = 0.0
     chance_share: float = 0.5
     convergence_on_enforce: str = "warn"
+    node_name: str = ""  # node.name: names this node in the runs it records; empty: the host name
+    checkpoint_interval: float = 300.0  # tracer.checkpoint_interval: seconds between checkpoints of learners
     source: Path | None = None
 
     @property
@@ -61,6 +63,11 @@ class Config(NamedTuple):
         """Watch slots one Kubernetes namespace may take: tracer.max_containers_per_namespace, by default a
         quarter of tracer.max_containers (at least 1)."""
         return self.max_containers_per_namespace or max(1, self.max_containers // 4)
+
+    @property
+    def node(self) -> str:
+        """This node's name in run records (node.name, else the host name)."""
+        return self.node_name or os.uname().nodename
 
     @property
     def tracer_socket(self) -> Path:
@@ -94,6 +101,8 @@ _KEYS: dict[tuple[str, str], tuple[str, Any]] = {
     ("convergence", "min_minutes"): ("convergence_min_minutes", "minutes"),
     ("convergence", "chance_share"): ("chance_share", "share"),
     ("convergence", "on_enforce"): ("convergence_on_enforce", str),
+    ("node", "name"): ("node_name", str),
+    ("tracer", "checkpoint_interval"): ("checkpoint_interval", float),
 }
 
 _CHOICES = {

@@ -552,12 +552,17 @@ def _refuse_if_imports_replace_cri(cfg: ContainerdConfig) -> None:
 DEFAULT_HOOK_TIMEOUT: int = Config._field_defaults["hook_timeout"]
 
 
-def hooks_json(hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT) -> str:
-    """The OCI hooks.d file (schema 1.0.0) for podman and CRI-O; the shipped file is this with the default path."""
+def hooks_json(hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT, config_file: Path | None = None) -> str:
+    """The OCI hooks.d file (schema 1.0.0) for podman and CRI-O; the shipped file is this with the default path.
+    config_file: a config other than the default, passed to the hook as SYSCAGE_CONFIG (a hook gets no other
+    environment from the engine)."""
+    hook: dict[str, Any] = {"path": str(hook_path), "args": ["syscage-hook", "auto"], "timeout": timeout}
+    if config_file is not None:
+        hook["env"] = [f"SYSCAGE_CONFIG={config_file}"]
     doc = {
         "version": "1.0.0",
         # "auto": one file serves both stages; the hook reads the phase from the state's status.
-        "hook": {"path": str(hook_path), "args": ["syscage-hook", "auto"], "timeout": timeout},
+        "hook": hook,
         # enforce needs spec changes before the runtime starts, which only the wrapper can make.
         "when": {"annotations": {r"^io\.syscage\.mode$": "^(learn|complain)$"}},
         "stages": ["prestart", "poststop"],
@@ -565,10 +570,11 @@ def hooks_json(hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
-def install_hooks_dir(directory: Path, hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT) -> Path | None:
+def install_hooks_dir(directory: Path, hook_path: Path, timeout: int = DEFAULT_HOOK_TIMEOUT,
+                      config_file: Path | None = None) -> Path | None:
     """Write DIR/syscage.json; returns its path, or None if it already had this content."""
     target = directory / HOOKS_FILE_NAME
-    content = hooks_json(hook_path, timeout).encode()
+    content = hooks_json(hook_path, timeout, config_file).encode()
     if _read_or_none(target) == content:
         return None
     try:
@@ -608,7 +614,11 @@ def cmd_install_containerd(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_install_hooks_dir(config: Config, args: argparse.Namespace) -> int:
     directory = Path(args.dir)
-    written = install_hooks_dir(directory, config.hook_path, config.hook_timeout)
+    from syscage.config import DEFAULT_CONFIG_PATH
+
+    # A config other than the default (SYSCAGE_CONFIG) is named in the hook's environment.
+    own = config.source if config.source is not None and config.source != DEFAULT_CONFIG_PATH else None
+    written = install_hooks_dir(directory, config.hook_path, config.hook_timeout, own)
     if written is None:
         print(f"{directory / HOOKS_FILE_NAME} is already up to date; nothing written")
     else:
@@ -648,4 +658,26 @@ def add_install_parser(subparsers: Any) -> argparse.ArgumentParser:
                                    "containers (podman: /usr/share/containers/oci/hooks.d; CRI-O: its hooks_dir).")
     p.add_argument("dir", metavar="DIR", help="hooks directory, e.g. /etc/containers/oci/hooks.d")
     p.set_defaults(func=cmd_install_hooks_dir)
+
+    p = sub.add_parser("kubernetes", help="print the DaemonSet (sets syscage up on every node) and the RuntimeClass",
+                       description="A Namespace, a privileged DaemonSet that runs the node set-up (syscage's commands "
+                       "onto the host, /etc/syscage/config.toml, `syscage install containerd --write`) and then the "
+                       "tracer, and the RuntimeClass whose handler is the runtime it writes. deploy/kubernetes/ holds "
+                       "the default rendering.")
+    p.add_argument("--image", default=None, help="the syscage image (default localhost/syscage:latest)")
+    p.add_argument("--namespace", default=None, help="default syscage-system")
+    p.add_argument("--handler", default=DEFAULT_RUNTIME_NAME,
+                   help=f"runtime handler name (default {DEFAULT_RUNTIME_NAME})")
+    p.add_argument("--via", choices=VIAS, default="shim", help="as for `syscage install containerd`")
+    p.set_defaults(func=cmd_install_kubernetes)
     return parser
+
+
+def cmd_install_kubernetes(config: Config, args: argparse.Namespace) -> int:
+    from syscage.kubernetes import Node, render
+
+    _check_name(args.handler)
+    node = Node(handler=args.handler, via=args.via)
+    node = node._replace(**{k: v for k, v in (("image", args.image), ("namespace", args.namespace)) if v})
+    print(render(node), end="")
+    return 0

@@ -29,6 +29,9 @@ K8S_NAMESPACE_KEYS = ("io.kubernetes.cri.sandbox-namespace", "io.kubernetes.pod.
                       "io.kubernetes.cri-o.Namespace")
 K8S_CONTAINER_KEYS = ("io.kubernetes.cri.container-name", "io.kubernetes.container.name")
 K8S_PREFIX = "io.kubernetes."
+# podman (libpod) writes these two CRI-O keys into every container's spec, Kubernetes or not: they do not make
+# a container a Kubernetes one. (A Kubernetes container always has its runtime's namespace key besides.)
+LIBPOD_KEYS = frozenset({"io.kubernetes.cri-o.Created", "io.kubernetes.cri-o.TTY"})
 K8S_NAMESPACE = K8S_NAMESPACE_KEYS[0]
 K8S_CONTAINER = K8S_CONTAINER_KEYS[0]
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # what Kubernetes allows as a namespace
@@ -52,7 +55,7 @@ def kubernetes_identity(annotations: dict[str, str], container_id: str = "") -> 
                                f"annotations ({shown})", "refused: one of them was not set by the runtime")
         return values.pop() if values else None
 
-    kubernetes = any(k.startswith(K8S_PREFIX) for k in annotations)
+    kubernetes = any(k.startswith(K8S_PREFIX) and k not in LIBPOD_KEYS for k in annotations)
     namespace = one(K8S_NAMESPACE_KEYS, "namespace")
     if namespace is not None and _DNS_LABEL.fullmatch(namespace) is None:
         raise SyscageError(f"container {_shorten(container_id, 40)} has an invalid Kubernetes namespace "

@@ -56,8 +56,10 @@ def dump_json(doc: Any) -> bytes:
 
 class ProfileStore:
     def __init__(self, root: Path, errno: int, always_allow: tuple[str, ...] = DEFAULT_ALWAYS_ALLOW,
-                 notes: Path | None = None, never_allow: tuple[str, ...] = (), coverage: str = "learned") -> None:
+                 notes: Path | None = None, never_allow: tuple[str, ...] = (), coverage: str = "learned",
+                 node: str = "") -> None:
         self.root = root
+        self.node = node  # node.name: kept in every run this store records (syscage import keeps runs apart by it)
         self.coverage = coverage  # seccomp.coverage: what seccomp.json allows beyond the learned syscalls
         self.never_allow = frozenset(never_allow)  # seccomp.never_allow: kept out of every profile
         # Where a run that could not be written to the store (a full disk) is noted instead: another file
@@ -71,7 +73,7 @@ class ProfileStore:
     def from_config(cls, config: Config) -> ProfileStore:
         """The store the config names, with its errno, floor, never-allow list and notes directory."""
         return cls(config.store, config.seccomp_errno, config.always_allow, config.run_dir / NOTES_DIR,
-                   config.never_allow, config.coverage)
+                   config.never_allow, config.coverage, config.node)
 
     def profile_dir(self, name: str) -> Path:
         validate_profile_name(name)
@@ -122,15 +124,20 @@ class ProfileStore:
         run only stands in for that pending record (a lost one): nothing is written if the record is gone
         or its run is already in the profile (then None). key: the watch key (syscage.protocol.watch_key)
         kept in the run record, so that a late record of the same container is known (run_recorded)."""
+        from syscage.checkpoint import checkpoint_key, split_checkpoint_entries
         from syscage.profile import merge
 
         def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
             if settling and pending and (not self._pending_path(name, pending)
                                          or any(r.get("pending") == pending for r in current["runs"])):
                 return None
-            kept, withheld = self._withhold(obs)
-            out = merge(current, kept, now, self.always_allow)
-            tags = {**({"pending": pending} if pending else {}), **({"key": key} if key else {})}
+            current, kept = _replacing_checkpoint(current, obs, checkpoint_key(pending, key, obs.container_id))
+            kept, withheld = self._withhold(kept)
+            base, held = split_checkpoint_entries(current)  # other containers' checkpoints, kept as they are
+            out = merge(base, kept, now, self.always_allow)
+            out["syscalls"].update({n: e for n, e in held.items() if n not in out["syscalls"]})
+            tags = {**({"pending": pending} if pending else {}), **({"key": key} if key else {}),
+                    **({"node": self.node} if self.node else {})}
             if withheld:
                 tags["withheld"] = withheld
             if self.never_allow & set(out["syscalls"]):  # learned before the config named them
@@ -144,6 +151,29 @@ class ProfileStore:
             if pending:
                 self._remove_pending(name, pending)
             return updated
+
+    def checkpoint_run(self, name: str, obs: Observation, pending: str | None, key: str) -> dict[str, Any] | None:
+        """What a container still learning did so far, in its profile as a run in progress (syscage.checkpoint)."""
+        from syscage.checkpoint import add_checkpoint, checkpoint_key
+
+        kept, _ = self._withhold(obs)
+        run = {"container_id": obs.container_id, "started": obs.started, "stopped": obs.stopped,
+               "cutover": obs.cutover, "syscall_count": len(kept.syscalls), "complete": False,
+               "problems": [f"in progress: checkpoint at {obs.stopped}; its final record replaces it"],
+               **({"key": key} if key else {}), **({"node": self.node} if self.node else {})}
+        ckey = checkpoint_key(pending, key, obs.container_id)
+
+        def change(current: dict[str, Any], now: str) -> dict[str, Any] | None:
+            # Recorded meanwhile (its record came between reading the slot and this write): nothing to add.
+            if pending and self._pending_path(name, pending) is None:
+                return None
+            if key and any(r.get("container_id") == obs.container_id and r.get("key") == key
+                           and not r.get("in_progress") for r in current["runs"]):
+                return None
+            return add_checkpoint(current, run, kept.syscalls, ckey, now)
+
+        with self.locked(name):
+            return self._change(name, change, create=True)
 
     def _withhold(self, obs: Observation) -> tuple[Observation, list[str]]:
         """The run without the syscalls seccomp.never_allow names, and those it needed. The run stays complete:
@@ -221,6 +251,14 @@ class ProfileStore:
             self._write(name, updated)
         return updated
 
+    def write_merged(self, name: str, profile: dict[str, Any]) -> None:
+        """Write a profile merged from other nodes' files (syscage.travel); the caller holds the lock. What
+        seccomp.never_allow names is kept out, as in a recorded run."""
+        if self.never_allow & set(profile["syscalls"]):
+            profile = {**profile, "syscalls": {k: v for k, v in profile["syscalls"].items()
+                                               if k not in self.never_allow}}
+        self._write(name, check_profile(profile, name))
+
     # -- pending runs ---------------------------------------------------------------------------
 
     def add_pending(self, name: str, doc: dict[str, Any]) -> None:
@@ -296,7 +334,7 @@ class ProfileStore:
             profile = self.read(name)
         except SyscageError:
             return False
-        return any(r.get("container_id") == container_id and r.get("key") == key
+        return any(r.get("container_id") == container_id and r.get("key") == key and not r.get("in_progress")
                    for r in (profile or {}).get("runs", []))
 
     def _pending_path(self, name: str, pending_id: str) -> Path | None:
@@ -437,6 +475,23 @@ class ProfileStore:
 
         self._edit(name, change)
         return dropped
+
+
+def _replacing_checkpoint(current: dict[str, Any], obs: Observation, ckey: str) -> tuple[dict[str, Any], Observation]:
+    """The profile without this run's checkpoint, and the run to merge. A complete run's report holds all the
+    checkpoint saw; an incomplete one keeps it, and an untraced one (its tracer died) says what is missing."""
+    from syscage.checkpoint import take_checkpoint
+
+    current, held, taken_at = take_checkpoint(current, ckey)
+    if taken_at is None or obs.complete:
+        return current, obs
+    from dataclasses import replace
+
+    problems = list(obs.problems)
+    if obs.cutover == "none":
+        problems.append(f"what its last checkpoint ({taken_at}) saw is kept: at most tracer.checkpoint_interval of "
+                        "the run after it is missing")
+    return current, replace(obs, syscalls=sorted(set(obs.syscalls) | set(held)), problems=problems)
 
 
 def _revised(current: dict[str, Any], now: str, **fields: Any) -> dict[str, Any]:

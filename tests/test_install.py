@@ -406,3 +406,11 @@ def test_hooks_dir_writes_and_is_idempotent(tmp_path: Path, capsys: pytest.Captu
     assert "nothing written" in capsys.readouterr().out
     assert snapshot(tmp_path) == before
     assert install_hooks_dir(hooks, config.hook_path) is None
+
+
+def test_hooks_dir_names_a_config_other_than_the_default(tmp_path: Path) -> None:
+    """podman gives a hook no environment but the hook's own: a private config must be named in the file."""
+    own = tmp_path / "config.toml"
+    assert run_cli(["install", "hooks-dir", str(tmp_path / "h")], Config(source=own)) == 0
+    assert json.loads((tmp_path / "h" / "syscage.json").read_text())["hook"]["env"] == [f"SYSCAGE_CONFIG={own}"]
+    assert "env" not in json.loads(hooks_json(SHIPPED_HOOK_PATH))["hook"]

@@ -100,6 +100,15 @@ def test_kubernetes_without_a_known_namespace_key_may_not_learn() -> None:
     assert select("c", {**unknown, "io.syscage.mode": "enforce", "io.syscage.profile": "web"}).profile == "web"
 
 
+def test_podman_containers_are_not_kubernetes_ones() -> None:
+    """podman writes io.kubernetes.cri-o.Created and .TTY into every spec: such a container may learn."""
+    podman = {"io.container.manager": "libpod", "io.kubernetes.cri-o.Created": "2026-12-01T04:12:50Z",
+              "io.kubernetes.cri-o.TTY": "false", "io.syscage.mode": "learn", "io.syscage.profile": "web"}
+    assert select("c", podman).profile == "web"
+    with pytest.raises(SyscageError, match="namespace is unknown"):  # one key beyond podman's still counts
+        select("c", {**podman, "io.kubernetes.container.name": "web"})
+
+
 @pytest.mark.parametrize("namespace", ["victim.web", "", "UPPER", "a" * 64, "-a", "a/b"])
 def test_a_namespace_that_kubernetes_would_not_allow_is_refused(namespace: str) -> None:
     with pytest.raises(SyscageError, match="invalid Kubernetes namespace"):

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from syscage.store import ProfileStore
 
 OWN_CGROUP = "syscage"
+CHECKPOINT = "checkpoint"  # op: merge what watched containers did so far into their profiles (syscage snapshot)
 JANITOR_PERIOD = 2.0
 STATIC_WAIT = 5.0  # a stopping tracer waits this long for the static analysis (then it is cut short: show says so)
 MARKER_SWEEP_PERIOD = 30.0
@@ -143,12 +144,17 @@ class Tracer:
             self.last_activity = time.monotonic()
             if op == "status":
                 return self._status()
-            if request is None:
+            due: list[tuple[Watched, dict[str, Any]]] = []
+            if op == CHECKPOINT:
+                due = self._due_checkpoints(doc.get("profile"))
+            elif request is None:
                 return {"ok": False, "error": f"unknown op {op!r}"}
-            if isinstance(request, Watch):
+            elif isinstance(request, Watch):
                 reply, new = self._watch(request, stale)
             else:
                 taken = self._take(request, stale)
+        if op == CHECKPOINT:
+            return self._checkpoint(due)
         # Store writes (with their fsyncs) happen outside the tracer's lock: other containers' requests go
         # on meanwhile, and the store's own per-profile lock keeps writers apart.
         for watched, report in stale:
@@ -350,6 +356,47 @@ class Tracer:
                 "arguments": {name: {"values": values, "overflow": over}
                               for name, (values, over) in report.arguments.items()},
                 "started": watched.started, "exec_mode": watched.exec_mode,
+                "no_new_privileges": watched.no_new_privileges, "instance": self.instance}
+
+    # -- checkpoints (syscage.checkpoint) --------------------------------------------------------
+
+    def _due_checkpoints(self, profile: object) -> list[tuple[Watched, dict[str, Any]]]:
+        """What the watched containers (of `profile`, or all) did so far; the caller holds the lock. Reading a
+        slot leaves it as it is: the container goes on learning."""
+        return [(w, self._report(w)) for w in self.watched.values() if profile is None or w.profile == profile]
+
+    def _checkpoint(self, due: list[tuple[Watched, dict[str, Any]]]) -> dict[str, Any]:
+        """Merge each container's observations so far into its profile as a run in progress."""
+        from syscage.hooks.daemon.observe import observation_from_report
+
+        done, failed = [], []
+        for watched, report in due:
+            counters = report.get("counters", {})
+            if not (counters.get("cutover_seccomp") or counters.get("cutover_exec")):
+                continue  # nothing of the workload recorded yet
+            obs = observation_from_report(watched.container_id, report, runtime="", runtime_name="")
+            try:
+                self.store.checkpoint_run(watched.profile, obs, watched.pending, watched.key)
+                done.append(watched.container_id)
+            except (OSError, SyscageError) as exc:
+                failed.append(watched.container_id)
+                self.log.error("could not checkpoint", container_id=watched.container_id, profile=watched.profile,
+                               error=str(exc))
+        if done:
+            self.log.info("checkpointed learning containers", containers=done)
+        return {"ok": not failed, "checkpointed": done, "failed": failed, "instance": self.instance}
+
+    def checkpoint_all(self) -> dict[str, Any]:
+        with self.lock:
+            if self.closing:
+                return {"ok": False, "checkpointed": []}
+            due = self._due_checkpoints(None)
+        return self._checkpoint(due)
+
+    def _report(self, watched: Watched) -> dict[str, Any]:
+        report = self.recorder.collect(watched.slot)
+        return {"syscalls": report.syscalls, "pre_exec": report.pre_exec, "counters": report.counters,
+                "compat": report.compat, "started": watched.started, "exec_mode": watched.exec_mode,
                 "no_new_privileges": watched.no_new_privileges, "instance": self.instance}
 
     def _status(self) -> dict[str, Any]:
@@ -593,10 +640,14 @@ def serve(config: Config, idle_timeout: float) -> int:
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5}, daemon=True).start()
     _notify_ready("ready")
     tracer.settle_lost()
+    next_checkpoint = time.monotonic() + config.checkpoint_interval
     while not stop.wait(JANITOR_PERIOD):
         if tracer.janitor_step():
             log.info("tracer idle, detaching", idle_seconds=idle_timeout)
             break
+        if time.monotonic() >= next_checkpoint:  # tracer.checkpoint_interval: a crash loses at most this much
+            next_checkpoint = time.monotonic() + config.checkpoint_interval
+            tracer.checkpoint_all()
     with tracer.lock:
         tracer.closing = True
         if tracer.watched:
