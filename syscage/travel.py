@@ -66,7 +66,7 @@ def spo_documents(name: str, seccomp: dict[str, Any], profile: dict[str, Any],
         annotations[PARTIAL_ANNOTATION] = "; ".join(partial)
     meta = {"name": dns_name(name), "annotations": annotations}
     spec: dict[str, Any] = {"defaultAction": seccomp["defaultAction"], "architectures": seccomp["architectures"],
-                            "syscalls": [{"action": r["action"], "names": r["names"]} for r in seccomp["syscalls"]]}
+                            "syscalls": [spo_rule(r) for r in seccomp["syscalls"]]}
     if "defaultErrnoRet" in seccomp:
         spec["defaultErrnoRet"] = seccomp["defaultErrnoRet"]
     docs = [{"apiVersion": f"{SPO_API}/v1beta1", "kind": "SeccompProfile", "metadata": meta, "spec": spec}]
@@ -75,6 +75,18 @@ def spo_documents(name: str, seccomp: dict[str, Any], profile: dict[str, Any],
         docs.append({"apiVersion": f"{SPO_API}/v1alpha1", "kind": "AppArmorProfile",
                      "metadata": {**meta, "annotations": dict(annotations)}, "spec": {"abstract": abstract}})
     return docs
+
+
+def spo_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """One OCI rule in SPO's form: its argument conditions and errno kept (SPO's syscall type has `args` and
+    `errnoRet`; dropping a condition would turn a conditioned ALLOW into an unconditional one)."""
+    out = {"action": rule["action"], "names": rule["names"]}
+    if rule.get("args"):
+        out["args"] = [{key: arg[key] for key in ("index", "value", "valueTwo", "op") if key in arg}
+                       for arg in rule["args"]]
+    if "errnoRet" in rule:
+        out["errnoRet"] = rule["errnoRet"]
+    return out
 
 
 def apparmor_abstract(profile: dict[str, Any]) -> dict[str, Any] | None:

@@ -108,6 +108,20 @@ def test_spo_manifest_has_the_fields_the_schema_requires() -> None:
     assert "syscage.io/partial" not in sp["metadata"]["annotations"]
 
 
+def test_spo_manifest_keeps_argument_conditions_and_errno() -> None:
+    """An argument-conditioned ALLOW (syscage.arguments) and clone3's ENOSYS survive the SPO export as they are:
+    without them SPO would distribute a looser filter than the one enforce renders."""
+    profile = _node_profile("node-a", [("c1", ["read"], "2026-01-01T00:00:01.000Z", True)])
+    clone = {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+             "args": [{"index": 0, "value": 0x7E020000, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}
+    clone3 = {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}
+    seccomp = {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}, clone, clone3]}
+    (sp,) = [d for d in yaml.safe_load_all(yaml.safe_dump_all(spo_documents("web", seccomp, profile, [])))
+             if d["kind"] == "SeccompProfile"]
+    assert sp["spec"]["syscalls"] == [{"action": "SCMP_ACT_ALLOW", "names": ["read"]}, clone, clone3]
+
+
 def test_dns_name() -> None:
     assert dns_name("k8s.default.web_1") == "k8s.default.web-1"
     assert dns_name("-x-") == "x"
