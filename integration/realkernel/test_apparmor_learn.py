@@ -23,6 +23,7 @@ from integration.conftest import VENV_BIN, Env
 from integration.env import rootfs_with_program
 from integration.test_wrapper_runc import call
 from syscage.apparmor import render_checked
+from syscage.apparmor_paths import Glob, generalise
 from syscage.config import load_config
 from syscage.hooks.client import request, start_tracer
 
@@ -94,10 +95,12 @@ def test_learning_records_capabilities_sockets_and_files(learned: dict[str, dict
     for profile in (a, b):
         text = render_checked(profile)
         assert "  capability,\n" not in text and "  network,\n" not in text and "  file,\n" in text
-    for label, p in (("A", a), ("B", b)):
+    for label, p in (("A", a), ("B", b), ("C", learned["c"])):
         execs = sorted(f for f, e in p["files"].items() if "x" in e["access"])
+        created = {f for f, e in p["files"].items() if "c" in e["access"]}
+        generalised = sum(1 for f in p["files"] if any(isinstance(part, Glob) for part in generalise(f, created)))
         lost = {k: v for k, v in p["runs"][0]["counters"].items() if k.startswith(("paths_", "sockets_", "caps_"))}
-        print(f"\nlearned {label}: {len(p['files'])} files ({len(execs)} exec: {execs}),"
+        print(f"\nlearned {label}: {len(p['files'])} files ({len(execs)} exec: {execs}, {generalised} generalised),"
               f" network {sorted(p['network'])}, capabilities {sorted(p['capabilities'])}, lost {lost}")
 
 
