@@ -86,6 +86,7 @@ def test_relative_dirfd_and_non_open_path_operations_are_learned_as_container_pa
     assert {"r", "w", "d"} <= access["/tmp/made"]  # a rename's names may be files too: both forms
     assert access["/tmp/hard"] == {"l", "d"} and access["/tmp/soft"] == {"c", "d"}
     assert {"c", "w", "d"} <= access["/tmp/f"]
+    assert access["/bin/path-ops"] == {"x", "r", "k", "m"}  # flock and mmap(PROT_EXEC) of an open fd
     assert not [p for p in access if not p.startswith("/") or "/./" in p or "/../" in p]
     counters = profile["runs"][0]["counters"]
     assert counters["paths_unresolved"] == 0 and counters["paths_truncated"] == 0, counters

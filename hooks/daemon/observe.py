@@ -63,7 +63,7 @@ _CAPABILITIES = (
 CAPABILITY_NAMES = tuple(_CAPABILITIES.split())
 # What the tracer does not learn yet; while any of it is missing, files are recorded but not trusted.
 FILES_NOT_LEARNED = ("symlink resolution (AppArmor checks the resolved path), directories opened without "
-                     "O_DIRECTORY, flock and mmap(PROT_EXEC)")
+                     "O_DIRECTORY, mprotect(PROT_EXEC) of a file mapping")
 
 
 def apparmor_observation(obs: Observation, report: dict[str, Any], counters: dict[str, int]) -> None:

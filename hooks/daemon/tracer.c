@@ -378,6 +378,11 @@ static __always_inline int resolve_relative(struct path_scratch_t *s, long dirfd
     }
     k->path[off & (PATH_LEN - 1)] = '/';
     off++;
+    if (!upath) {  // an fd's own file (flock, mmap): no name follows
+        k->path[(off - 1) & (PATH_LEN - 1)] = 0;
+        k->dirlen = off - 1;
+        return 0;
+    }
     long n = bpf_probe_read_user_str(&k->path[off & (PATH_LEN - 1)], PATH_LEN, upath);
     if (n <= 0)
         return CNT_PATHS_FAULT;
@@ -405,7 +410,7 @@ static __always_inline int record_path(u32 slot, u32 gen, long dirfd, const char
     __builtin_memset(k, 0, sizeof(*k));
     k->slot = slot;
     k->gen = gen;
-    long n = bpf_probe_read_user_str(k->path, sizeof(k->path), upath);
+    long n = upath ? bpf_probe_read_user_str(k->path, sizeof(k->path), upath) : 1;  // none: the fd's own file
     if (n <= 0) {  // unreadable
         count(slot, CNT_PATHS_FAULT);
         return 0;
@@ -473,18 +478,26 @@ static __always_inline void record_socket(u32 slot, unsigned long family, unsign
 
 #define AT_REMOVEDIR_ 0x200
 #define RENAME_EXCHANGE_ 2
+#define PROT_EXEC_ 4
+#define MAP_ANONYMOUS_ 0x20
+#define F_SETLK_ 6
+#define F_SETLKW_ 7
+#define F_OFD_SETLK_ 37
+#define F_OFD_SETLKW_ 38
 
 // The other path operations AppArmor mediates, with the permissions it checks (security/apparmor/lsm.c):
 // delete for unlink and rmdir, create for mkdir, mknod and symlink, link for the new name of a hard link,
 // read+write+delete on a rename's source and create+write on its target (both ways for RENAME_EXCHANGE),
 // write for truncate, chmod and chown. PATH_ACC_DIR marks a directory (AppArmor names it with a final "/"),
-// PATH_ACC_EITHER a name that may be either (user space records both forms).
+// PATH_ACC_EITHER a name that may be either (user space records both forms). Locks (flock, fcntl's lock
+// commands: k) and executable file mappings (mmap with PROT_EXEC: m) name an fd: its open file's path.
 static __always_inline void record_file_op(struct bpf_raw_tracepoint_args *ctx, struct armed_info *a, long nr)
 {
     if (nr != SC_UNLINK && nr != SC_UNLINKAT && nr != SC_RMDIR && nr != SC_MKDIR && nr != SC_MKDIRAT &&
         nr != SC_MKNOD && nr != SC_MKNODAT && nr != SC_LINK && nr != SC_LINKAT && nr != SC_SYMLINK &&
         nr != SC_SYMLINKAT && nr != SC_RENAME && nr != SC_RENAMEAT && nr != SC_RENAMEAT2 && nr != SC_TRUNCATE &&
-        nr != SC_CHMOD && nr != SC_FCHMODAT && nr != SC_CHOWN && nr != SC_LCHOWN && nr != SC_FCHOWNAT)
+        nr != SC_CHMOD && nr != SC_FCHMODAT && nr != SC_CHOWN && nr != SC_LCHOWN && nr != SC_FCHOWNAT &&
+        nr != SC_FLOCK && nr != SC_FCNTL && nr != SC_MMAP)
         return;
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     struct frame_args f = {};
@@ -494,7 +507,15 @@ static __always_inline void record_file_op(struct bpf_raw_tracepoint_args *ctx, 
     long fd1 = AT_FDCWD_, fd2 = AT_FDCWD_;
     unsigned long p1 = f.di, p2 = 0;
     u64 acc1 = PATH_ACC_W, acc2 = 0;
-    if (nr == SC_UNLINK) {
+    if (nr == SC_MMAP) {
+        if (!(f.dx & PROT_EXEC_) || (f.r10 & MAP_ANONYMOUS_))
+            return;
+        fd1 = f.r8, p1 = 0, acc1 = PATH_ACC_M;
+    } else if (nr == SC_FLOCK || nr == SC_FCNTL) {
+        if (nr == SC_FCNTL && f.si != F_SETLK_ && f.si != F_SETLKW_ && f.si != F_OFD_SETLK_ && f.si != F_OFD_SETLKW_)
+            return;
+        fd1 = f.di, p1 = 0, acc1 = PATH_ACC_K;
+    } else if (nr == SC_UNLINK) {
         acc1 = PATH_ACC_D;
     } else if (nr == SC_RMDIR) {
         acc1 = PATH_ACC_D | PATH_ACC_DIR;

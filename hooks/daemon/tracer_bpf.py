@@ -37,8 +37,8 @@ PATH_LEN = 256          # bytes of a path, its NUL included; a longer one is cou
 PATHS_PER_SLOT = 4096   # distinct paths one container may record
 NR_FAMILIES = 48        # address families 0..47 (AF_MAX is 46 in 6.x)
 # Access bits the BPF program sets: read, write (O_WRONLY, O_RDWR, O_TRUNC, truncate, chmod, chown), append,
-# create, exec, delete, link.
-PATH_ACC = {"R": 1, "W": 2, "A": 4, "C": 8, "X": 16, "D": 32, "L": 64}
+# create, exec, delete, link, lock (flock, fcntl locks), mmap-exec (mmap of a file with PROT_EXEC).
+PATH_ACC = {"R": 1, "W": 2, "A": 4, "C": 8, "X": 16, "D": 32, "L": 64, "K": 512, "M": 1024}
 # The same bits -> profile.json's access kinds (syscage.apparmor).
 PATH_ACCESS = tuple((bit, name.lower()) for name, bit in PATH_ACC.items())
 PATH_ACC_DIR = 128  # the path is a directory (mkdir, rmdir): AppArmor names it with a final "/"
@@ -52,7 +52,8 @@ SOCK_TYPES = {1: "stream", 2: "dgram", 3: "raw", 4: "rdm", 5: "seqpacket", 10: "
 # Syscalls whose arguments are read for AppArmor learning.
 MEDIATED = ("open", "openat", "openat2", "creat", "execve", "execveat", "socket", "socketpair", "unlink", "unlinkat",
             "rmdir", "mkdir", "mkdirat", "mknod", "mknodat", "link", "linkat", "symlink", "symlinkat", "rename",
-            "renameat", "renameat2", "truncate", "chmod", "fchmodat", "chown", "lchown", "fchownat")
+            "renameat", "renameat2", "truncate", "chmod", "fchmodat", "chown", "lchown", "fchownat", "flock", "fcntl",
+            "mmap")
 
 
 class WatchInfo(ctypes.Structure):

@@ -3,6 +3,8 @@
  * Exits 0 when every one succeeded (the tracer must learn them all as absolute container paths). */
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,5 +42,9 @@ int main(void)
     check(unlinkat(AT_FDCWD, "soft", 0) == 0, "unlinkat soft");
     check(truncate("/tmp/f", 0) == 0, "truncate");
     check(unlink("/tmp/f") == 0, "unlink f");
+    fd = open("/bin/path-ops", O_RDONLY);  /* a lock and an executable mapping name the fd, not a path */
+    check(fd >= 0 && flock(fd, LOCK_SH) == 0, "flock");
+    check(mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) != MAP_FAILED, "mmap exec");
+    close(fd);
     return failed;
 }

@@ -110,6 +110,7 @@ def test_relative_and_dirfd_relative_names_are_learned_as_container_paths(learne
     access = {path: set(entry["access"]) for path, entry in c["files"].items()}
     assert access["/etc/passwd"] == {"r"} and access["/dev/null"] == {"w"}  # dirfd-relative; cwd in a mount
     assert access["/tmp/moved/"] == {"c", "w", "d"} and access["/tmp/hard"] == {"l", "d"}
+    assert access["/bin/path-ops"] == {"x", "r", "k", "m"}  # flock and mmap(PROT_EXEC) of an open fd
     assert "/tmp/made/" in access and "/etc/group" not in c["files"]  # no leak between the two
     for profile in (a, c):
         counters = profile["runs"][0]["counters"]
