@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 
-from syscage.hooks.daemon import tracer_bpf
+from syscage.hooks.daemon import btf, tracer_bpf
 from syscage.hooks.daemon.tracer_bpf import BPF_SOURCE, bpf_cflags
 
 SOURCE = BPF_SOURCE.read_text()
 
 
 def defines() -> dict[str, str]:
-    flags = bpf_cflags(max_slots=8, max_threads=16, pid_table=32768, group_dead=False)
+    flags = bpf_cflags(max_slots=8, max_threads=16, pid_table=32768, group_dead=False,
+                       offsets=dict.fromkeys(btf.FIELDS, 0))  # the struct offsets come from the kernel's BTF
     return dict(flag.removeprefix("-D").split("=", 1) for flag in flags)
 
 
