@@ -13,7 +13,12 @@ from pathlib import Path
 from integration import bpf_objects
 from integration.env import Env, write_config
 from syscage.config import load_config
+from syscage.hooks.daemon.tracer_bpf import PROGRAMS, SyscallRecorder
 from syscage.protocol import request
+
+# The kernels syscage runs on may load BPF under the 4096-instruction program limit; the margin makes the next
+# addition to a program fail here rather than leave containers untraced in production.
+MAX_PROGRAM_INSNS = 3500
 
 
 def test_tracer_lives_in_its_own_cgroup(env: Env) -> None:
@@ -32,6 +37,20 @@ def test_one_tracer_serves_many_containers(env: Env) -> None:
     assert env.tracer_pid() == first
     status = request(load_config(), {"op": "status"})
     assert status["pid"] == first and status["watching"] == []  # flushed containers are released
+
+
+def test_each_tracer_program_stays_under_the_size_limit() -> None:
+    """The compile the tracer does, each program's size, and the kernel loading the two sys_enter programs
+    (on_sys_enter and on_mediated, its tail call target, which the recorder puts in its program array)."""
+    recorder = SyscallRecorder(max_slots=2, max_threads=64)
+    try:
+        sizes = {name: len(recorder.bpf.dump_func(name.encode())) // 8 for name in PROGRAMS}
+        print(f"instructions per program: {sizes}")
+        assert all(0 < size < MAX_PROGRAM_INSNS for size in sizes.values()), sizes
+        assert recorder.bpf.load_func(b"on_sys_enter", recorder.bpf.RAW_TRACEPOINT).fd >= 0
+        assert recorder.bpf[b"progs"][0].value > 0  # on_mediated (its program id), or the tail call has no target
+    finally:
+        recorder.close()
 
 
 def test_tracer_detaches_when_idle(tmp_path: Path) -> None:

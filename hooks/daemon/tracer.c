@@ -143,6 +143,8 @@ BPF_HASH(arg_values, struct arg_key, u8, MAX_ARG_VALUES);
 BPF_ARRAY(arg_count, u64, MAX_SLOTS * NR_ARG_ENTRIES);
 // [0]: non-zero once any process was armed by TSYNC (saves a lookup otherwise)
 BPF_ARRAY(globals, u32, 1);
+// Programs reached by tail call: [PROG_MEDIATED] on_mediated, put there by user space at load (tracer_bpf.py).
+BPF_PROG_ARRAY(progs, 1);
 
 static __always_inline void count(u32 slot, u32 which)
 {
@@ -573,6 +575,21 @@ static __always_inline void record_file_op(struct bpf_raw_tracepoint_args *ctx, 
         record_path(slot, gen, fd2, (const char *)p2, acc2);
 }
 
+static __always_inline int is_socket_nr(long nr)
+{
+    return nr == SC_SOCKET || nr == SC_SOCKETPAIR;
+}
+
+static __always_inline int is_mediated_nr(long nr)
+{
+    return nr == SC_OPEN || nr == SC_OPENAT || nr == SC_OPENAT2 || nr == SC_CREAT || nr == SC_EXECVE ||
+           nr == SC_EXECVEAT || is_socket_nr(nr) || nr == SC_UNLINK || nr == SC_UNLINKAT || nr == SC_RMDIR ||
+           nr == SC_MKDIR || nr == SC_MKDIRAT || nr == SC_MKNOD || nr == SC_MKNODAT || nr == SC_LINK ||
+           nr == SC_LINKAT || nr == SC_SYMLINK || nr == SC_SYMLINKAT || nr == SC_RENAME || nr == SC_RENAMEAT ||
+           nr == SC_RENAMEAT2 || nr == SC_TRUNCATE || nr == SC_CHMOD || nr == SC_FCHMODAT || nr == SC_CHOWN ||
+           nr == SC_LCHOWN || nr == SC_FCHOWNAT || nr == SC_FLOCK || nr == SC_FCNTL || nr == SC_MMAP;
+}
+
 // The few syscalls AppArmor mediates by path or socket kind: their arguments, for an armed thread.
 static __always_inline void record_mediated(struct bpf_raw_tracepoint_args *ctx, struct armed_info *a, long nr)
 {
@@ -677,8 +694,14 @@ static __always_inline void record(struct bpf_raw_tracepoint_args *ctx, struct a
     mark(slot, SET_ALL, nr);
     if (!(a->flags & ARMED_EXECED))
         mark(slot, SET_PRE_EXEC, nr);
-    record_mediated(ctx, a, nr);
     record_argument(ctx, slot, nr);
+    if (!is_mediated_nr(nr))
+        return;
+    // The path and socket recording (dentry walk included) is a program of its own, on_mediated: inlined
+    // here it would make this one too large for the kernel. A tail call does not return; when it does
+    // (no program in the array), what it would have recorded is counted as lost, never silently missing.
+    progs.call(ctx, PROG_MEDIATED);
+    count(slot, is_socket_nr(nr) ? CNT_SOCKETS_OUT_OF_RANGE : CNT_PATHS_DROPPED);
 }
 
 static __always_inline int is_cutover_nr(long nr)
@@ -725,6 +748,22 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
     u32 *any_tsync = globals.lookup(&zero);
     if (tid >= PID_TABLE || (any_tsync && *any_tsync) || is_cutover_nr(nr))
         return slow_path(ctx, id, nr);
+    return 0;
+}
+
+// Tail-called by on_sys_enter for a mediated syscall of an armed native thread. The armed state is looked
+// up again (the same lookups as on_sys_enter's; no scratch handed over between the programs).
+int on_mediated(struct bpf_raw_tracepoint_args *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    struct armed_info *a = armed_of((u32)id);
+    if (!live(a)) {
+        u32 tgid = id >> 32;
+        a = armed_tgid.lookup(&tgid);
+        if (!live(a))
+            return 0;  // released since on_sys_enter looked: nothing to record for it
+    }
+    record_mediated(ctx, a, ctx->args[1]);
     return 0;
 }
 

@@ -26,6 +26,9 @@ SET_ALL, SET_PRE_EXEC, SET_I386, SET_X32 = 0, 1, 2, 3
 # Compat ABIs the tracer tells apart from the native one: name -> its set (numbers as that ABI numbers them).
 COMPAT_SETS = {"i386": SET_I386, "x32": SET_X32}
 MODE_SECCOMP, MODE_EXEC = 1, 2
+# BPF programs of tracer.c: those that may be attached, and those reached by tail call (index in `progs`).
+PROGRAMS = ("on_sys_enter", "on_mediated", "on_cap_capable")
+PROG_MEDIATED = 0
 
 # Counter names, in the order of their index in the `counters` map.
 COUNTERS = ("armed_threads", "armed_map_full", "nr_out_of_range", "cutover_seccomp", "cutover_exec", "tsync",
@@ -93,7 +96,7 @@ def bpf_cflags(max_slots: int, max_threads: int, pid_table: int, group_dead: boo
         "MAX_ARG_VALUES": max_slots * ARG_VALUES_PER_SLOT,
         "PATH_ACC_DIR": PATH_ACC_DIR,
         "PATH_ACC_EITHER": PATH_ACC_EITHER, "WALK_COMPONENTS": WALK_COMPONENTS,
-        "WALK_STEPS": WALK_STEPS,
+        "WALK_STEPS": WALK_STEPS, "PROG_MEDIATED": PROG_MEDIATED,
     }
     defines |= offsets or {}
     defines |= {f"PATH_ACC_{name}": bit for name, bit in PATH_ACC.items()}
@@ -153,6 +156,9 @@ class SyscallRecorder:
         self.arg_values = self.bpf["arg_values"]
         self.arg_count = self.bpf["arg_count"]
         self._load_arg_rules()
+        # on_sys_enter reaches on_mediated by tail call (the two together are too large for one program).
+        mediated = self.bpf.load_func(b"on_mediated", BPF.RAW_TRACEPOINT)
+        self.bpf["progs"][ctypes.c_int(PROG_MEDIATED)] = ctypes.c_int(mediated.fd)
         self.capabilities_traced = self._attach_cap_capable()
         self.free_slots = list(range(max_slots - 1, -1, -1))
         self.generation = 0
