@@ -24,7 +24,9 @@
 // gets its directory (cwd or dirfd) resolved by a dentry walk (resolve_relative); socket and socketpair
 // set a (family, type) bit per slot; a kprobe on cap_capable, where the kernel has kprobes, sets a
 // capability bit per slot. Anything that cannot be recorded (an unresolvable directory, a path at the
-// length limit, an unreadable path, a full table) is counted, never guessed.
+// length limit, an unreadable path, a full table) is counted, never guessed. The path and socket recording
+// is a program of its own (on_mediated), which on_sys_enter tail-calls: together they would exceed the
+// 4096 instructions some kernels load (integration/test_tracer.py keeps each program well under it).
 //
 // Every constant user space shares (map sizes, MODE_*, SET_*, NR_SETS, PATH_ACC_*, NR_* and SC_*
 // syscall numbers, CNT_* counter indexes, ...) comes from hooks/tracer_bpf.py (bpf_cflags) as -D flags.
