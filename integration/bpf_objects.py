@@ -19,8 +19,8 @@ PROG_NAME_OFFSET, MAP_NAME_OFFSET = 64, 24  # of `name` in struct bpf_prog_info 
 
 # What hooks/daemon/tracer.c defines, as the kernel names them (BPF_OBJ_NAME_LEN: 15 characters).
 TRACER_MAPS = {"watch", "armed_tab", "armed_overflow", "armed_tgid", "pending_exec", "slot_gen", "seen",
-               "counters", "globals"}
-TRACER_PROGS = {"on_sys_enter", "sched__sched_pr"}  # bcc drops "tracepoint__"
+               "counters", "globals", "progs"}
+TRACER_PROGS = {"on_sys_enter", "on_mediated", "sched__sched_pr"}  # bcc drops "tracepoint__"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long

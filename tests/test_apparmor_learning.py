@@ -29,7 +29,7 @@ def test_report_becomes_sections_and_files_are_not_trusted_yet() -> None:
     obs = observation_from_report("c1", report(), "runc", "runc")
     assert obs.files == {"/etc/hostname": ["r"], "/tmp/out": ["w", "c"]}
     assert obs.network == ["inet stream", "unix dgram"] and obs.network_traced
-    assert not obs.files_traced  # unlink, rename, relative paths... are not learned yet
+    assert not obs.files_traced  # symlinks are not resolved yet
     assert not obs.capabilities_traced and obs.capabilities == []
     assert obs.complete
 

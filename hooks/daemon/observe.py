@@ -83,8 +83,8 @@ _CAPABILITIES = (
     "setfcap mac_override mac_admin syslog wake_alarm block_suspend audit_read perfmon bpf checkpoint_restore")
 CAPABILITY_NAMES = tuple(_CAPABILITIES.split())
 # What the tracer does not learn yet; while any of it is missing, files are recorded but not trusted.
-FILES_NOT_LEARNED = ("relative and dirfd-relative paths, unlink, rename, link, mkdir, rmdir, flock, "
-                     "mmap(PROT_EXEC) and symlink resolution")
+FILES_NOT_LEARNED = ("symlink resolution (AppArmor checks the resolved path), directories opened without "
+                     "O_DIRECTORY, mprotect(PROT_EXEC) of a file mapping")
 
 
 def apparmor_observation(obs: Observation, report: dict[str, Any], counters: dict[str, int]) -> None:

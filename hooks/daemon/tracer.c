@@ -18,12 +18,15 @@
 // execs are recognised there, and exec success comes from sched_process_exec.
 //
 // AppArmor learning (only for armed threads, only in the few syscalls that name a file or create a
-// socket, so the cost of every other syscall is unchanged): absolute paths given to open, openat,
-// openat2, creat, execve and execveat go into a bounded hash keyed by (slot, path) with the access
-// kinds derived from the open flags; socket and socketpair set a (family, type) bit per slot; a
-// kprobe on cap_capable, where the kernel has kprobes, sets a capability bit per slot. Anything that
-// cannot be recorded (a relative or dirfd-relative path, a path at the length limit, an unreadable
-// path, a full table) is counted, and user space marks the run's files as not traced.
+// socket, so the cost of every other syscall is unchanged): paths given to open, openat, openat2,
+// creat, execve, execveat and the other path operations AppArmor mediates (unlink, mkdir, rename, ...)
+// go into a bounded hash keyed by (slot, path) with the access kinds AppArmor checks; a relative name
+// gets its directory (cwd or dirfd) resolved by a dentry walk (resolve_relative); socket and socketpair
+// set a (family, type) bit per slot; a kprobe on cap_capable, where the kernel has kprobes, sets a
+// capability bit per slot. Anything that cannot be recorded (an unresolvable directory, a path at the
+// length limit, an unreadable path, a full table) is counted, never guessed. The path and socket recording
+// is a program of its own (on_mediated), which on_sys_enter tail-calls: together they would exceed the
+// 4096 instructions some kernels load (integration/test_tracer.py keeps each program well under it).
 //
 // Every constant user space shares (map sizes, MODE_*, SET_*, NR_SETS, PATH_ACC_*, NR_* and SC_*
 // syscall numbers, CNT_* counter indexes, ...) comes from hooks/tracer_bpf.py (bpf_cflags) as -D flags.
@@ -60,12 +63,23 @@
 #define O_TRUNC_ 01000
 #define O_APPEND_ 02000
 #define O_TMPFILE_ 020000000
+#define O_DIRECTORY_ 0200000
 #define SOCK_TYPE_MASK_ 0xf
 
 struct path_key {
     u32 slot;
     u32 gen;
     char path[PATH_LEN];
+    u32 dirlen;  // bytes of `path` that are the resolved directory of a relative name (0: absolute as given)
+};
+
+// Scratch for building a key: a resolved directory and a relative name may together run past `path`
+// (the tail takes the overflow, which is then counted as truncated), and the walk's dentry names.
+struct path_scratch_t {
+    struct path_key k;
+    char tail[PATH_LEN];
+    u64 names[WALK_COMPONENTS];
+    u32 depth;  // in the map, not a register: the verifier then need not follow each depth apart
 };
 
 struct watch_info {
@@ -104,7 +118,7 @@ BPF_ARRAY(counters, u64, MAX_SLOTS * NR_COUNTERS);
 // (slot, generation, absolute path) -> access kinds (PATH_ACC_*); bounded per slot by user space's limit.
 BPF_HASH(paths, struct path_key, u64, MAX_PATHS);
 // scratch space for a path key (too big for the BPF stack)
-BPF_PERCPU_ARRAY(path_scratch, struct path_key, 1);
+BPF_PERCPU_ARRAY(path_scratch, struct path_scratch_t, 1);
 // per slot: how many paths it holds (bounded by PATHS_PER_SLOT)
 BPF_ARRAY(path_count, u64, MAX_SLOTS);
 // socket (family, type) bitmaps: [slot][family] -> bit per type
@@ -131,6 +145,8 @@ BPF_HASH(arg_values, struct arg_key, u8, MAX_ARG_VALUES);
 BPF_ARRAY(arg_count, u64, MAX_SLOTS * NR_ARG_ENTRIES);
 // [0]: non-zero once any process was armed by TSYNC (saves a lookup otherwise)
 BPF_ARRAY(globals, u32, 1);
+// Programs reached by tail call: [PROG_MEDIATED] on_mediated, put there by user space at load (tracer_bpf.py).
+BPF_PROG_ARRAY(progs, 1);
 
 static __always_inline void count(u32 slot, u32 which)
 {
@@ -302,43 +318,153 @@ struct frame_args {
 _Static_assert(__builtin_offsetof(struct pt_regs, di) - __builtin_offsetof(struct pt_regs, r10) ==
                7 * sizeof(unsigned long), "pt_regs is not the syscall ABI's register frame");
 
-static __always_inline void record_path(u32 slot, u32 gen, long dirfd, const char *upath, u64 access)
+// Relative names: the directory (the cwd, or the dirfd's open file) is resolved by walking its dentries
+// up to the task's root (fs->root: the container's root after pivot_root), crossing mounts, with struct
+// offsets from the kernel's BTF (hooks/daemon/btf.py). What the walk cannot finish (deeper than
+// WALK_COMPONENTS, a directory outside the root, a dirfd that is not open, no BTF) is counted, never guessed.
+static __always_inline u64 kptr(u64 addr)
+{
+    u64 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
+    return v;
+}
+
+#ifdef OFF_TASK_FS
+static __always_inline int resolve_relative(struct path_scratch_t *s, long dirfd, const char *upath)
+{
+    u64 task = (u64)bpf_get_current_task();
+    u64 fs = kptr(task + OFF_TASK_FS);
+    if (!fs)
+        return CNT_PATHS_UNRESOLVED;
+    u64 mnt, dentry;
+    dirfd = (int)dirfd;  // an int in the syscall ABI: the register's upper half is not part of it
+    if (dirfd == AT_FDCWD_) {
+        mnt = kptr(fs + OFF_FS_PWD + OFF_PATH_MNT);
+        dentry = kptr(fs + OFF_FS_PWD + OFF_PATH_DENTRY);
+    } else {
+        u64 fdt = kptr(kptr(task + OFF_TASK_FILES) + OFF_FILES_FDT);
+        u32 max_fds = 0;
+        if (!fdt || dirfd < 0 || bpf_probe_read_kernel(&max_fds, sizeof(max_fds), (void *)(fdt + OFF_FDT_MAX_FDS)) ||
+            dirfd >= max_fds)
+            return CNT_PATHS_UNRESOLVED;
+        u64 file = kptr(kptr(fdt + OFF_FDT_FD) + 8 * (u64)dirfd);
+        if (!file)
+            return CNT_PATHS_UNRESOLVED;
+        mnt = kptr(file + OFF_FILE_PATH + OFF_PATH_MNT);
+        dentry = kptr(file + OFF_FILE_PATH + OFF_PATH_DENTRY);
+    }
+    u64 root_mnt = kptr(fs + OFF_FS_ROOT + OFF_PATH_MNT), root_dentry = kptr(fs + OFF_FS_ROOT + OFF_PATH_DENTRY);
+    s->depth = 0;
+    int reached = 0;
+    for (int i = 0; i < WALK_STEPS; i++) {
+        if (dentry == root_dentry && mnt == root_mnt) {
+            reached = 1;
+            break;
+        }
+        if (!dentry || !mnt)
+            break;
+        if (dentry == kptr(mnt + OFF_VFSMOUNT_ROOT)) {  // the top of a mount: continue at its mountpoint
+            u64 mount = mnt - OFF_MOUNT_MNT, parent = kptr(mount + OFF_MOUNT_PARENT);
+            if (!parent || parent == mount)
+                break;  // the top of a mount tree the root is not in
+            dentry = kptr(mount + OFF_MOUNT_MOUNTPOINT);
+            mnt = parent + OFF_MOUNT_MNT;
+            continue;
+        }
+        u64 up = kptr(dentry + OFF_DENTRY_PARENT);
+        u32 depth = s->depth;
+        if (up == dentry || depth >= WALK_COMPONENTS)
+            break;
+        s->names[depth & (WALK_COMPONENTS - 1)] = kptr(dentry + OFF_DENTRY_NAME + OFF_QSTR_NAME);
+        s->depth = depth + 1;
+        dentry = up;
+    }
+    if (!reached)
+        return s->depth >= WALK_COMPONENTS ? CNT_PATHS_TRUNCATED : CNT_PATHS_UNRESOLVED;
+    struct path_key *k = &s->k;
+    __builtin_memset(k->path, 0, sizeof(k->path));
+    u32 off = 0;
+    for (u32 i = 0; i < WALK_COMPONENTS; i++) {
+        u32 depth = s->depth;
+        if (i >= depth)
+            break;
+        k->path[off & (PATH_LEN - 1)] = '/';
+        off++;
+        u64 name = s->names[(depth - 1 - i) & (WALK_COMPONENTS - 1)];
+        long n = bpf_probe_read_kernel_str(&k->path[off & (PATH_LEN - 1)], PATH_LEN, (void *)name);
+        if (n <= 0)
+            return CNT_PATHS_FAULT;
+        off += n - 1;
+        if (off >= PATH_LEN - 1)
+            return CNT_PATHS_TRUNCATED;
+    }
+    k->path[off & (PATH_LEN - 1)] = '/';
+    off++;
+    if (!upath) {  // an fd's own file (flock, mmap): no name follows
+        k->path[(off - 1) & (PATH_LEN - 1)] = 0;
+        k->dirlen = off - 1;
+        return 0;
+    }
+    long n = bpf_probe_read_user_str(&k->path[off & (PATH_LEN - 1)], PATH_LEN, upath);
+    if (n <= 0)
+        return CNT_PATHS_FAULT;
+    if (off + n > PATH_LEN)
+        return CNT_PATHS_TRUNCATED;
+    if (n == 1)
+        k->path[(off - 1) & (PATH_LEN - 1)] = 0;  // AT_EMPTY_PATH: the file itself, no trailing slash
+    k->dirlen = off - 1;
+    return 0;
+}
+#else
+static __always_inline int resolve_relative(struct path_scratch_t *s, long dirfd, const char *upath)
+{
+    return CNT_PATHS_UNRESOLVED;  // no BTF offsets: the directory cannot be resolved
+}
+#endif
+
+static __always_inline int record_path(u32 slot, u32 gen, long dirfd, const char *upath, u64 access)
 {
     u32 zero = 0;
-    struct path_key *k = path_scratch.lookup(&zero);
-    if (!k)
-        return;
+    struct path_scratch_t *s = path_scratch.lookup(&zero);
+    if (!s)
+        return 0;
+    struct path_key *k = &s->k;
     __builtin_memset(k, 0, sizeof(*k));
     k->slot = slot;
     k->gen = gen;
-    long n = bpf_probe_read_user_str(k->path, sizeof(k->path), upath);
-    if (n <= 1) {  // unreadable or empty (an empty path is AT_EMPTY_PATH: the dirfd's own file)
-        count(slot, n == 1 ? CNT_PATHS_UNRESOLVED : CNT_PATHS_FAULT);
-        return;
+    long n = upath ? bpf_probe_read_user_str(k->path, sizeof(k->path), upath) : 1;  // none: the fd's own file
+    if (n <= 0) {  // unreadable
+        count(slot, CNT_PATHS_FAULT);
+        return 0;
     }
     if (n >= PATH_LEN) {
         count(slot, CNT_PATHS_TRUNCATED);
-        return;
+        return 0;
     }
-    if (k->path[0] != '/') {
-        // Relative to the cwd or a dirfd: the process's view of those is not tracked yet.
-        count(slot, CNT_PATHS_UNRESOLVED);
-        return;
+    if (n == 1 || k->path[0] != '/') {
+        // Relative to the cwd or a dirfd (empty: AT_EMPTY_PATH, the dirfd's own file): resolved to the
+        // container's path of that directory, or counted.
+        int err = resolve_relative(s, dirfd, upath);
+        if (err) {
+            count(slot, err);
+            return 0;
+        }
     }
     u64 *old = paths.lookup(k);
     if (old) {
         if ((*old & access) != access)
             __sync_fetch_and_or(old, access);
-        return;
+        return 0;
     }
     u64 *held = path_count.lookup(&slot);
     if (!held)
-        return;
+        return 0;
     if (*held >= PATHS_PER_SLOT || paths.insert(k, &access) != 0) {
         count(slot, CNT_PATHS_DROPPED);
-        return;
+        return 0;
     }
     __sync_fetch_and_add(held, 1);
+    return 0;
 }
 
 static __always_inline u32 open_access(unsigned long flags)
@@ -351,6 +477,8 @@ static __always_inline u32 open_access(unsigned long flags)
         acc |= PATH_ACC_R;
     if (flags & (O_CREAT_ | O_TMPFILE_))
         acc |= PATH_ACC_C;
+    if ((flags & O_DIRECTORY_) && !(flags & O_TMPFILE_))  // O_TMPFILE includes the O_DIRECTORY bit
+        acc |= PATH_ACC_DIR;
     return acc;
 }
 
@@ -370,12 +498,108 @@ static __always_inline void record_socket(u32 slot, unsigned long family, unsign
         __sync_fetch_and_or(w, bit);
 }
 
+#define AT_REMOVEDIR_ 0x200
+#define RENAME_EXCHANGE_ 2
+#define PROT_EXEC_ 4
+#define MAP_ANONYMOUS_ 0x20
+#define F_SETLK_ 6
+#define F_SETLKW_ 7
+#define F_OFD_SETLK_ 37
+#define F_OFD_SETLKW_ 38
+
+// The other path operations AppArmor mediates, with the permissions it checks (security/apparmor/lsm.c):
+// delete for unlink and rmdir, create for mkdir, mknod and symlink, link for the new name of a hard link,
+// read+write+delete on a rename's source and create+write on its target (both ways for RENAME_EXCHANGE),
+// write for truncate, chmod and chown. PATH_ACC_DIR marks a directory (AppArmor names it with a final "/"),
+// PATH_ACC_EITHER a name that may be either (user space records both forms). Locks (flock, fcntl's lock
+// commands: k) and executable file mappings (mmap with PROT_EXEC: m) name an fd: its open file's path.
+static __always_inline void record_file_op(struct bpf_raw_tracepoint_args *ctx, struct armed_info *a, long nr)
+{
+    if (nr != SC_UNLINK && nr != SC_UNLINKAT && nr != SC_RMDIR && nr != SC_MKDIR && nr != SC_MKDIRAT &&
+        nr != SC_MKNOD && nr != SC_MKNODAT && nr != SC_LINK && nr != SC_LINKAT && nr != SC_SYMLINK &&
+        nr != SC_SYMLINKAT && nr != SC_RENAME && nr != SC_RENAMEAT && nr != SC_RENAMEAT2 && nr != SC_TRUNCATE &&
+        nr != SC_CHMOD && nr != SC_FCHMODAT && nr != SC_CHOWN && nr != SC_LCHOWN && nr != SC_FCHOWNAT &&
+        nr != SC_FLOCK && nr != SC_FCNTL && nr != SC_MMAP)
+        return;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    struct frame_args f = {};
+    if (bpf_probe_read_kernel(&f, sizeof(f), &regs->r10))
+        return;
+    u32 slot = a->slot, gen = a->gen;
+    long fd1 = AT_FDCWD_, fd2 = AT_FDCWD_;
+    unsigned long p1 = f.di, p2 = 0;
+    u64 acc1 = PATH_ACC_W, acc2 = 0;
+    if (nr == SC_MMAP) {
+        if (!(f.dx & PROT_EXEC_) || (f.r10 & MAP_ANONYMOUS_))
+            return;
+        fd1 = f.r8, p1 = 0, acc1 = PATH_ACC_M;
+    } else if (nr == SC_FLOCK || nr == SC_FCNTL) {
+        if (nr == SC_FCNTL && f.si != F_SETLK_ && f.si != F_SETLKW_ && f.si != F_OFD_SETLK_ && f.si != F_OFD_SETLKW_)
+            return;
+        fd1 = f.di, p1 = 0, acc1 = PATH_ACC_K;
+    } else if (nr == SC_UNLINK) {
+        acc1 = PATH_ACC_D;
+    } else if (nr == SC_RMDIR) {
+        acc1 = PATH_ACC_D | PATH_ACC_DIR;
+    } else if (nr == SC_UNLINKAT) {
+        fd1 = f.di, p1 = f.si, acc1 = PATH_ACC_D | (f.dx & AT_REMOVEDIR_ ? PATH_ACC_DIR : 0);
+    } else if (nr == SC_MKDIR) {
+        acc1 = PATH_ACC_C | PATH_ACC_DIR;
+    } else if (nr == SC_MKDIRAT) {
+        fd1 = f.di, p1 = f.si, acc1 = PATH_ACC_C | PATH_ACC_DIR;
+    } else if (nr == SC_MKNOD) {
+        acc1 = PATH_ACC_C;
+    } else if (nr == SC_MKNODAT) {
+        fd1 = f.di, p1 = f.si, acc1 = PATH_ACC_C;
+    } else if (nr == SC_LINK) {
+        p1 = f.si, acc1 = PATH_ACC_L;
+    } else if (nr == SC_LINKAT) {
+        fd1 = f.dx, p1 = f.r10, acc1 = PATH_ACC_L;
+    } else if (nr == SC_SYMLINK) {
+        p1 = f.si, acc1 = PATH_ACC_C;
+    } else if (nr == SC_SYMLINKAT) {
+        fd1 = f.si, p1 = f.dx, acc1 = PATH_ACC_C;
+    } else if (nr == SC_RENAME || nr == SC_RENAMEAT || nr == SC_RENAMEAT2) {
+        int at = nr != SC_RENAME;
+        fd1 = at ? (long)f.di : AT_FDCWD_, p1 = at ? f.si : f.di;
+        fd2 = at ? (long)f.dx : AT_FDCWD_, p2 = at ? f.r10 : f.si;
+        // A directory's name ends in "/" for AppArmor, and which this is is not known before the call.
+        acc1 = PATH_ACC_R | PATH_ACC_W | PATH_ACC_D | PATH_ACC_EITHER, acc2 = PATH_ACC_W | PATH_ACC_C | PATH_ACC_EITHER;
+        if (nr == SC_RENAMEAT2 && (f.r8 & RENAME_EXCHANGE_))
+            acc1 |= acc2, acc2 = acc1;
+    } else if (nr == SC_FCHMODAT || nr == SC_FCHOWNAT) {
+        fd1 = f.di, p1 = f.si, acc1 = PATH_ACC_W | PATH_ACC_EITHER;
+    } else if (nr != SC_TRUNCATE) {  // chmod, chown, lchown: a file or a directory
+        acc1 = PATH_ACC_W | PATH_ACC_EITHER;
+    }
+    record_path(slot, gen, fd1, (const char *)p1, acc1);
+    if (p2)
+        record_path(slot, gen, fd2, (const char *)p2, acc2);
+}
+
+static __always_inline int is_socket_nr(long nr)
+{
+    return nr == SC_SOCKET || nr == SC_SOCKETPAIR;
+}
+
+static __always_inline int is_mediated_nr(long nr)
+{
+    return nr == SC_OPEN || nr == SC_OPENAT || nr == SC_OPENAT2 || nr == SC_CREAT || nr == SC_EXECVE ||
+           nr == SC_EXECVEAT || is_socket_nr(nr) || nr == SC_UNLINK || nr == SC_UNLINKAT || nr == SC_RMDIR ||
+           nr == SC_MKDIR || nr == SC_MKDIRAT || nr == SC_MKNOD || nr == SC_MKNODAT || nr == SC_LINK ||
+           nr == SC_LINKAT || nr == SC_SYMLINK || nr == SC_SYMLINKAT || nr == SC_RENAME || nr == SC_RENAMEAT ||
+           nr == SC_RENAMEAT2 || nr == SC_TRUNCATE || nr == SC_CHMOD || nr == SC_FCHMODAT || nr == SC_CHOWN ||
+           nr == SC_LCHOWN || nr == SC_FCHOWNAT || nr == SC_FLOCK || nr == SC_FCNTL || nr == SC_MMAP;
+}
+
 // The few syscalls AppArmor mediates by path or socket kind: their arguments, for an armed thread.
 static __always_inline void record_mediated(struct bpf_raw_tracepoint_args *ctx, struct armed_info *a, long nr)
 {
     if (nr != SC_OPEN && nr != SC_OPENAT && nr != SC_OPENAT2 && nr != SC_CREAT && nr != SC_EXECVE &&
-        nr != SC_EXECVEAT && nr != SC_SOCKET && nr != SC_SOCKETPAIR)
+        nr != SC_EXECVEAT && nr != SC_SOCKET && nr != SC_SOCKETPAIR) {
+        record_file_op(ctx, a, nr);
         return;
+    }
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     struct frame_args f = {};
     if (bpf_probe_read_kernel(&f, sizeof(f), &regs->r10))
@@ -385,24 +609,28 @@ static __always_inline void record_mediated(struct bpf_raw_tracepoint_args *ctx,
         record_socket(slot, f.di, f.si);
         return;
     }
+    long dirfd = AT_FDCWD_;
+    unsigned long upath = f.di;
+    u64 access;
     if (nr == SC_OPEN) {
-        record_path(slot, gen, AT_FDCWD_, (const char *)f.di, open_access(f.si));
+        access = open_access(f.si);
     } else if (nr == SC_CREAT) {
-        record_path(slot, gen, AT_FDCWD_, (const char *)f.di, PATH_ACC_W | PATH_ACC_C);
+        access = PATH_ACC_W | PATH_ACC_C;
     } else if (nr == SC_EXECVE) {
-        record_path(slot, gen, AT_FDCWD_, (const char *)f.di, PATH_ACC_X);
+        access = PATH_ACC_X;
     } else if (nr == SC_EXECVEAT) {
-        record_path(slot, gen, (long)f.di, (const char *)f.si, PATH_ACC_X);
+        dirfd = f.di, upath = f.si, access = PATH_ACC_X;
     } else if (nr == SC_OPENAT) {
-        record_path(slot, gen, (long)f.di, (const char *)f.si, open_access(f.dx));
+        dirfd = f.di, upath = f.si, access = open_access(f.dx);
     } else {  // openat2: the flags are the first field of struct open_how, in user memory
         u64 flags = 0;
         if (bpf_probe_read_user(&flags, sizeof(flags), (void *)f.dx)) {
             count(slot, CNT_PATHS_FAULT);
             return;
         }
-        record_path(slot, gen, (long)f.di, (const char *)f.si, open_access(flags));
+        dirfd = f.di, upath = f.si, access = open_access(flags);
     }
+    record_path(slot, gen, dirfd, (const char *)upath, access);  // one call site: one copy to verify
 }
 
 // The value of a learned argument of syscall `nr` (native ABI), for an armed thread: one array lookup for
@@ -468,8 +696,14 @@ static __always_inline void record(struct bpf_raw_tracepoint_args *ctx, struct a
     mark(slot, SET_ALL, nr);
     if (!(a->flags & ARMED_EXECED))
         mark(slot, SET_PRE_EXEC, nr);
-    record_mediated(ctx, a, nr);
     record_argument(ctx, slot, nr);
+    if (!is_mediated_nr(nr))
+        return;
+    // The path and socket recording (dentry walk included) is a program of its own, on_mediated: inlined
+    // here it would make this one too large for the kernel. A tail call does not return; when it does
+    // (no program in the array), what it would have recorded is counted as lost, never silently missing.
+    progs.call(ctx, PROG_MEDIATED);
+    count(slot, is_socket_nr(nr) ? CNT_SOCKETS_OUT_OF_RANGE : CNT_PATHS_DROPPED);
 }
 
 static __always_inline int is_cutover_nr(long nr)
@@ -516,6 +750,22 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx)
     u32 *any_tsync = globals.lookup(&zero);
     if (tid >= PID_TABLE || (any_tsync && *any_tsync) || is_cutover_nr(nr))
         return slow_path(ctx, id, nr);
+    return 0;
+}
+
+// Tail-called by on_sys_enter for a mediated syscall of an armed native thread. The armed state is looked
+// up again (the same lookups as on_sys_enter's; no scratch handed over between the programs).
+int on_mediated(struct bpf_raw_tracepoint_args *ctx)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    struct armed_info *a = armed_of((u32)id);
+    if (!live(a)) {
+        u32 tgid = id >> 32;
+        a = armed_tgid.lookup(&tgid);
+        if (!live(a))
+            return 0;  // released since on_sys_enter looked: nothing to record for it
+    }
+    record_mediated(ctx, a, ctx->args[1]);
     return 0;
 }
 

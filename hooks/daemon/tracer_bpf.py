@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from syscage.arguments import ARGUMENTS, CLONE3_AS
+from syscage.hooks.daemon.btf import walk_offsets
 from syscage.syscalls import syscall_number
 
 BPF_SOURCE = Path(__file__).with_name("tracer.c")
@@ -25,6 +26,9 @@ SET_ALL, SET_PRE_EXEC, SET_I386, SET_X32 = 0, 1, 2, 3
 # Compat ABIs the tracer tells apart from the native one: name -> its set (numbers as that ABI numbers them).
 COMPAT_SETS = {"i386": SET_I386, "x32": SET_X32}
 MODE_SECCOMP, MODE_EXEC = 1, 2
+# BPF programs of tracer.c: those that may be attached, and those reached by tail call (index in `progs`).
+PROGRAMS = ("on_sys_enter", "on_mediated", "on_cap_capable")
+PROG_MEDIATED = 0
 
 # Counter names, in the order of their index in the `counters` map.
 COUNTERS = ("armed_threads", "armed_map_full", "nr_out_of_range", "cutover_seccomp", "cutover_exec", "tsync",
@@ -36,14 +40,24 @@ PATH_LOSSES = ("paths_unresolved", "paths_truncated", "paths_fault", "paths_drop
 PATH_LEN = 256          # bytes of a path, its NUL included; a longer one is counted as truncated
 PATHS_PER_SLOT = 4096   # distinct paths one container may record
 NR_FAMILIES = 48        # address families 0..47 (AF_MAX is 46 in 6.x)
-# Access bits the BPF program sets: read, write (O_WRONLY, O_RDWR, O_TRUNC), append, create, exec.
-PATH_ACC = {"R": 1, "W": 2, "A": 4, "C": 8, "X": 16}
+# Access bits the BPF program sets: read, write (O_WRONLY, O_RDWR, O_TRUNC, truncate, chmod, chown), append,
+# create, exec, delete, link, lock (flock, fcntl locks), mmap-exec (mmap of a file with PROT_EXEC).
+PATH_ACC = {"R": 1, "W": 2, "A": 4, "C": 8, "X": 16, "D": 32, "L": 64, "K": 512, "M": 1024}
 # The same bits -> profile.json's access kinds (syscage.apparmor).
 PATH_ACCESS = tuple((bit, name.lower()) for name, bit in PATH_ACC.items())
+PATH_ACC_DIR = 128  # the path is a directory (mkdir, rmdir): AppArmor names it with a final "/"
+PATH_ACC_EITHER = 256  # a file or a directory, not known before the call (rename, chmod): both names
+# The dentry walk that resolves a relative name's directory: at most this many components (a power of two)
+# and this many steps (components plus mount crossings); deeper is counted as truncated.
+WALK_COMPONENTS = 16
+WALK_STEPS = 24
 # SOCK_* numbers -> AppArmor's socket type names.
 SOCK_TYPES = {1: "stream", 2: "dgram", 3: "raw", 4: "rdm", 5: "seqpacket", 10: "packet"}
 # Syscalls whose arguments are read for AppArmor learning.
-MEDIATED = ("open", "openat", "openat2", "creat", "execve", "execveat", "socket", "socketpair")
+MEDIATED = ("open", "openat", "openat2", "creat", "execve", "execveat", "socket", "socketpair", "unlink", "unlinkat",
+            "rmdir", "mkdir", "mkdirat", "mknod", "mknodat", "link", "linkat", "symlink", "symlinkat", "rename",
+            "renameat", "renameat2", "truncate", "chmod", "fchmodat", "chown", "lchown", "fchownat", "flock", "fcntl",
+            "mmap")
 # Argument learning (syscage.arguments): distinct values one container may record per table entry (more is an
 # overflow: the syscall is then allowed unconditionally), and the map's size per slot.
 ARG_VALUES_CAP = 64
@@ -69,8 +83,10 @@ class SlotReport:
     arguments: dict[str, tuple[list[int], bool]]
 
 
-def bpf_cflags(max_slots: int, max_threads: int, pid_table: int, group_dead: bool) -> list[str]:
-    """Every constant tracer.c shares with this module, as -D flags: one source for both sides."""
+def bpf_cflags(max_slots: int, max_threads: int, pid_table: int, group_dead: bool,
+               offsets: dict[str, int] | None = None) -> list[str]:
+    """Every constant tracer.c shares with this module, as -D flags: one source for both sides. `offsets`:
+    the kernel struct offsets of hooks.daemon.btf (none: relative names are counted, not resolved)."""
     defines = {
         "MAX_SLOTS": max_slots, "PID_TABLE": pid_table, "MAX_OVERFLOW": max_threads, "NR_WORDS": NR_WORDS,
         "NR_SETS": NR_SETS, "SET_ALL": SET_ALL, "SET_PRE_EXEC": SET_PRE_EXEC, "SET_I386": SET_I386,
@@ -78,7 +94,11 @@ def bpf_cflags(max_slots: int, max_threads: int, pid_table: int, group_dead: boo
         "PATH_LEN": PATH_LEN, "PATHS_PER_SLOT": PATHS_PER_SLOT, "MAX_PATHS": max_slots * 256,
         "NR_FAMILIES": NR_FAMILIES, "NR_ARG_ENTRIES": len(ARGUMENTS), "ARG_VALUES_CAP": ARG_VALUES_CAP,
         "MAX_ARG_VALUES": max_slots * ARG_VALUES_PER_SLOT,
+        "PATH_ACC_DIR": PATH_ACC_DIR,
+        "PATH_ACC_EITHER": PATH_ACC_EITHER, "WALK_COMPONENTS": WALK_COMPONENTS,
+        "WALK_STEPS": WALK_STEPS, "PROG_MEDIATED": PROG_MEDIATED,
     }
+    defines |= offsets or {}
     defines |= {f"PATH_ACC_{name}": bit for name, bit in PATH_ACC.items()}
     defines |= {f"NR_{name.upper()}": syscall_number(name) for name in ("prctl", "seccomp", "execve", "execveat")}
     defines |= {f"SC_{name.upper()}": syscall_number(name) for name in MEDIATED}
@@ -88,6 +108,27 @@ def bpf_cflags(max_slots: int, max_threads: int, pid_table: int, group_dead: boo
 
 def path_access(bits: int) -> list[str]:
     return [kind for bit, kind in PATH_ACCESS if bits & bit]
+
+
+def container_path(raw: bytes, dirlen: int) -> bytes | None:
+    """The absolute path a recorded name stands for: `raw[:dirlen]` is a directory the kernel resolved (its
+    dentries: no symlinks in it), the rest the name as the process gave it. "." and empty components go;
+    ".." takes a component of the resolved directory exactly, but after a component of the given name it
+    could follow a symlink: that name is None (unresolved), never guessed."""
+    parts = [p for p in raw[:dirlen].split(b"/") if p]
+    own = 0  # components that came from the given name
+    for part in raw[dirlen:].split(b"/"):
+        if part in (b"", b"."):
+            continue
+        if part == b"..":
+            if own:
+                return None
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+        own += 1
+    return b"/" + b"/".join(parts)
 
 
 def bits_to_numbers(words: list[int], base: int = 0) -> list[int]:
@@ -101,7 +142,7 @@ class SyscallRecorder:
         from bcc import BPF  # heavy (LLVM): only the tracer process imports it
 
         cflags = bpf_cflags(max_slots, max_threads, pid_max(),
-                            tracepoint_has_field("sched/sched_process_exit", "group_dead"))
+                            tracepoint_has_field("sched/sched_process_exit", "group_dead"), walk_offsets())
         self.max_slots = max_slots
         self.bpf = BPF(src_file=str(BPF_SOURCE).encode(), cflags=cflags)
         self.watch = self.bpf["watch"]
@@ -115,6 +156,9 @@ class SyscallRecorder:
         self.arg_values = self.bpf["arg_values"]
         self.arg_count = self.bpf["arg_count"]
         self._load_arg_rules()
+        # on_sys_enter reaches on_mediated by tail call (the two together are too large for one program).
+        mediated = self.bpf.load_func(b"on_mediated", BPF.RAW_TRACEPOINT)
+        self.bpf["progs"][ctypes.c_int(PROG_MEDIATED)] = ctypes.c_int(mediated.fd)
         self.capabilities_traced = self._attach_cap_capable()
         self.free_slots = list(range(max_slots - 1, -1, -1))
         self.generation = 0
@@ -144,11 +188,13 @@ class SyscallRecorder:
 
         base = slot * len(COUNTERS)
         counters = {name: self.counters[ctypes.c_uint32(base + i)].value for i, name in enumerate(COUNTERS)}
+        files, unresolved = self._files(slot)
+        counters["paths_unresolved"] += unresolved
         compat = {abi: bits_to_numbers(words(which)) for abi, which in COMPAT_SETS.items()}
         sockets = [(family, kind) for family in range(NR_FAMILIES)
                    for kind in bits_to_numbers([self.sockets[ctypes.c_uint32(slot * NR_FAMILIES + family)].value])]
         return SlotReport(bits_to_numbers(words(SET_ALL)), bits_to_numbers(words(SET_PRE_EXEC)), counters,
-                          {abi: numbers for abi, numbers in compat.items() if numbers}, self._files(slot), sockets,
+                          {abi: numbers for abi, numbers in compat.items() if numbers}, files, sockets,
                           bits_to_numbers([self.caps[ctypes.c_uint32(slot)].value]), self.capabilities_traced,
                           self._arguments(slot))
 
@@ -184,13 +230,24 @@ class SyscallRecorder:
         for i in range(len(ARGUMENTS)):
             self.arg_count[ctypes.c_uint32(slot * len(ARGUMENTS) + i)] = ctypes.c_uint64(0)
 
-    def _files(self, slot: int) -> dict[bytes, list[str]]:
-        """The slot's paths (any generation: stale ones of a released slot are dropped at release)."""
-        files = {}
+    def _files(self, slot: int) -> tuple[dict[bytes, list[str]], int]:
+        """The slot's paths (any generation: stale ones of a released slot are dropped at release), and how
+        many names could not be made absolute."""
+        files: dict[bytes, set[str]] = {}
+        unresolved = 0
         for key, value in self.paths.items():
-            if key.slot == slot:
-                files[bytes(key.path).split(b"\0", 1)[0]] = path_access(value.value)
-        return files
+            if key.slot != slot:
+                continue
+            path = container_path(bytes(key.path).split(b"\0", 1)[0], key.dirlen)
+            if path is None:
+                unresolved += 1
+                continue
+            names = [path]
+            if value.value & (PATH_ACC_DIR | PATH_ACC_EITHER) and not path.endswith(b"/"):
+                names = [path + b"/"] + ([path] if value.value & PATH_ACC_EITHER else [])
+            for name in names:
+                files.setdefault(name, set()).update(path_access(value.value))
+        return {p: [k for _, k in PATH_ACCESS if k in kinds] for p, kinds in files.items()}, unresolved
 
     def _forget_paths(self, slot: int) -> None:
         for key in [k for k in self.paths if k.slot == slot]:
