@@ -173,3 +173,38 @@ def test_hostile_elf_content_is_one_unanalysable_object(tmp_path: Path) -> None:
     gathered = gather_run(str(bundle), {"/usr/bin/cut": ["x"], "/usr/bin/broken": ["x"]}, tmp_path / "cache")
     static = analyse_gathered(gathered, tmp_path / "cache")
     assert static["programs"] == ["/usr/bin/probe"] and static["unresolved_total"] == 2, static["unresolved"]
+
+
+
+def test_runs_of_one_image_hold_its_content_once_and_the_child_analyses_it_alike(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many runs of one image queued at once hold each program's content once (the tracer's memory with 50
+    learners); the disassembly runs in a child process (its memory goes when it ends) and finds what the
+    analysis in this process finds."""
+    import threading
+
+    from syscage.hooks.daemon import static_record
+
+    store = ProfileStore(tmp_path / "store", 1)
+    bundle = _bundle(tmp_path, ["/usr/bin/probe"])
+    worker = StaticWorker(lambda: store, tmp_path / "cache", _Log())
+    release = threading.Event()
+    real = static_record.analyse_in_child
+
+    def held_back(gathered: object, cache_dir: Path) -> dict:
+        release.wait(60)
+        return real(gathered, cache_dir)
+
+    monkeypatch.setattr(static_record, "analyse_in_child", held_back)
+    for cid in ("c1", "c2", "c3"):
+        store.record_run("web", Observation(container_id=cid, started="t", stopped="t", cutover="seccomp",
+                                            syscalls=["read"]))
+        worker.after_record("web", cid, str(bundle), {})
+    size = len((bundle / "rootfs" / "usr" / "bin" / "probe").read_bytes())
+    assert worker.held == size and len(worker.shared) == 1  # three runs, one copy
+    release.set()
+    assert worker.wait(120) and worker.held == 0 and not worker.shared
+    assert store.read("web")["static"]["runs_analysed"] == 3
+    in_child = real(gather_run(str(bundle), {}, tmp_path / "child-cache"), tmp_path / "child-cache")
+    here = analyse_gathered(gather_run(str(bundle), {}, tmp_path / "own-cache"), tmp_path / "own-cache")
+    assert in_child["syscalls"] == here["syscalls"] and "rename" in here["syscalls"]

@@ -7,7 +7,8 @@ When a run is recorded (its record is durable in the profile first, so nothing h
      read inside the rootfs (syscage.inroot: never leaving it) and hashed; what the cache knows costs no more.
      Bounded: size caps per object and per run (syscage.static_syscalls.MAX_*).
   2. in one worker thread, after the record's reply: what the cache does not know is analysed (seconds for
-     libc, tens of seconds for a large Go binary), then the run's static set is merged into the profile under
+     libc, tens of seconds for a large Go binary) in a child process (its disassembly costs a hundred MB or
+     more, which must not stay in the tracer's own memory), then the run's static set is merged into the profile under
      its lock (ProfileStore.merge_static, an atomic write). The tracer does not go idle while the worker has
      work; when it stops it waits a few seconds only (tracer.STATIC_WAIT): a run whose analysis is cut short,
      or a tracer killed meanwhile, leaves that run unanalysed, which `syscage show` says (static.runs_analysed
@@ -17,8 +18,12 @@ Paths that cannot be analysed are counted and named in the profile, never guesse
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import queue
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -79,7 +84,10 @@ class StaticWorker:
         self.store_of, self.cache_dir, self.log = store_of, cache_dir, log
         self.jobs: queue.Queue[tuple[str, str, Any] | None] = queue.Queue()
         self.busy = 0
-        self.held = 0  # bytes of content queued
+        self.held = 0  # bytes of content queued (each distinct content once)
+        # sha256 -> [content, queued runs holding it]: many runs of one image exec the same programs, and their
+        # content is held once until the last of them is analysed.
+        self.shared: dict[str, list[Any]] = {}
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
@@ -102,14 +110,20 @@ class StaticWorker:
             gathered = Gathered(unresolved={"(the run)": f"its programs could not be read: {exc}"},
                                 unresolved_total=1)
         gathered.paths_lost = sum(int((counters or {}).get(name, 0)) for name in PATH_LOSSES)
+        hashes = {path: hashlib.sha256(data).hexdigest() for path, data in gathered.pending.items()}
         with self.lock:
-            if self.held + gathered.held > MAX_QUEUED:
+            new = sum(len(gathered.pending[p]) for p, h in hashes.items() if h not in self.shared)
+            if self.held + new > MAX_QUEUED:
                 for path in gathered.pending:
                     gathered.unresolved_total += 1
                     gathered.unresolved[path] = (f"not analysed: more than {MAX_QUEUED >> 20} MiB were waiting for "
                                                  "the analysis (a later run of it, or `syscage static`, adds it)")
-                gathered.pending, gathered.held = {}, 0
-            self.held += gathered.held
+                gathered.pending, gathered.held, hashes, new = {}, 0, {}, 0
+            for path, digest in hashes.items():
+                entry = self.shared.setdefault(digest, [gathered.pending[path], 0])
+                entry[1] += 1
+                gathered.pending[path] = entry[0]
+            self.held += new
         self.log.info("static analysis queued", profile=profile, container_id=container_id,
                       programs=sorted(gathered.programs), to_analyse=sorted(gathered.pending),
                       unresolved=gathered.unresolved_total, read_seconds=round(time.monotonic() - started, 3))
@@ -118,7 +132,7 @@ class StaticWorker:
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._run, name="static-analysis", daemon=True)
                 self.thread.start()
-        self.jobs.put((profile, container_id, gathered))
+        self.jobs.put((profile, container_id, gathered, sorted(set(hashes.values()))))
 
     def idle(self) -> bool:
         with self.lock:
@@ -134,17 +148,14 @@ class StaticWorker:
         return True
 
     def _run(self) -> None:
-        from syscage.static_syscalls import analyse_gathered
-
         while True:
             job = self.jobs.get()
             if job is None:
                 return
-            profile, container_id, gathered = job
-            held = gathered.held
+            profile, container_id, gathered, digests = job
             try:
                 started = time.monotonic()
-                static = analyse_gathered(gathered, self.cache_dir)
+                static = analyse_in_child(gathered, self.cache_dir)
                 merged = self.store_of().merge_static(profile, static, container_id)
                 self.log.info("static analysis merged", profile=profile, container_id=container_id,
                               syscalls=len(static["syscalls"]), profile_static=len(merged["static"]["syscalls"]),
@@ -153,6 +164,31 @@ class StaticWorker:
                 self.log.exception("static analysis failed", profile=profile, container_id=container_id,
                                    error=str(exc))
             finally:
+                del gathered, job
                 with self.lock:
                     self.busy -= 1
-                    self.held -= held
+                    for digest in digests:
+                        entry = self.shared[digest]
+                        entry[1] -= 1
+                        if entry[1] == 0:
+                            self.held -= len(entry[0])
+                            del self.shared[digest]
+
+
+def analyse_in_child(gathered: Any, cache_dir: Path) -> dict[str, Any]:
+    """analyse_gathered in a child process: its memory is returned to the system when it ends. The child reads
+    the job (the tracer's own, pickled) on stdin and writes the static set back the same way."""
+    child = subprocess.run([sys.executable, "-c", "from syscage.hooks.daemon.static_record import child_main; "
+                            "child_main()"], input=pickle.dumps((gathered, cache_dir)), capture_output=True,
+                           check=False)
+    if child.returncode != 0 or not child.stdout:
+        tail = child.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {child.returncode}"]
+        raise RuntimeError(f"the analysis process failed: {tail[0]}")
+    return pickle.loads(child.stdout)
+
+
+def child_main() -> None:
+    from syscage.static_syscalls import analyse_gathered
+
+    gathered, cache_dir = pickle.load(sys.stdin.buffer)
+    sys.stdout.buffer.write(pickle.dumps(analyse_gathered(gathered, cache_dir)))
