@@ -57,10 +57,11 @@ class World:
         return target
 
     def ctr_learn(self, cid: str, args: list[str], profile: str, via: str = "binary-name",
-                  **kwargs: Any) -> subprocess.CompletedProcess[str]:
+                  rootfs: Path | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         assert self.daemon is not None
         route: dict[str, str] = {"runc_binary": WRAPPER} if via == "binary-name" else {"runtime": HANDLER}
-        return self.daemon.run(self.rootfs(), cid, args, {"io.syscage.mode": "learn", "io.syscage.profile": profile},
+        return self.daemon.run(rootfs or self.rootfs(), cid, args,
+                               {"io.syscage.mode": "learn", "io.syscage.profile": profile},
                                **route, **kwargs)  # type: ignore[arg-type]
 
     def profile(self, name: str) -> dict[str, Any]:

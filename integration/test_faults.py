@@ -96,14 +96,26 @@ def test_containerd_restarted_while_containers_learn(world: World) -> None:
 
 def test_tracer_sigkilled_while_containerd_containers_learn(world: World) -> None:
     name, cid = world.env.name("killed"), world.env.name("c")
+    # The kill comes once the workload runs, and the workload ends only after it. Waiting for the tracer's
+    # status alone was not enough on a loaded machine: the tracer lists the container as soon as it takes the
+    # watch, and killed before its reply reached the prestart relay, the relay rightly asked a new tracer, which
+    # still watched the container from before its filter load, so the run was complete (correctly so).
+    rootfs = world.rootfs()
+    until_told = ["sh", "-c", "echo start; touch /running; cat /proc/self/status >/dev/null; "
+                              "while [ ! -e /stop ]; do sleep 0.1; done; echo end"]
     results: list[subprocess.CompletedProcess[str]] = []
-    learner = threading.Thread(target=lambda: results.append(world.ctr_learn(cid, SLOW, name)))
+    learner = threading.Thread(target=lambda: results.append(world.ctr_learn(cid, until_told, name, rootfs=rootfs)))
     learner.start()
+    deadline = time.monotonic() + 60
+    while not (rootfs / "running").exists():
+        assert time.monotonic() < deadline, "the workload never started"
+        time.sleep(0.05)
     wait_watching(world, 1)
     tracer = world.tracer_pid()
     assert tracer is not None
     held = tracer_bpf(tracer)
     os.kill(tracer, signal.SIGKILL)
+    (rootfs / "stop").touch()
     learner.join(timeout=120)
     (result,) = results
     assert result.returncode == 0, result.stderr
