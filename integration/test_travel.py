@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,11 @@ def test_two_nodes_learn_halves_and_the_imported_profile_enforces_the_whole(env:
     for node, half in ((a, HALF_A), (b, HALF_B)):
         learned = node.run(env, half, "learn", name)
         assert learned.returncode == 0, learned.stderr
+    for node in (a, b):  # the tracer's static analysis rewrites profile.json once after the record: let it land
+        deadline = time.monotonic() + 900
+        while (json.loads(node.profile(name).read_text()).get("static") or {}).get("runs_analysed", 0) < 1:
+            assert time.monotonic() < deadline, f"{node.name}: the run was never analysed"
+            time.sleep(0.5)
     # Before the import, node B's profile lacks node A's half: the whole workload fails there.
     before = b.run(env, WHOLE, "enforce", name)
     assert "whole" not in before.stdout, before.stdout

@@ -16,6 +16,17 @@ static void *noop(void *arg) { return arg; }
 
 static const char *outcome(long r) { return r < 0 ? strerror(errno) : "ok"; }
 
+// unshare(CLONE_NEWUSER) refuses a multithreaded caller with EINVAL, and a joined thread can still count in
+// the thread group for a moment after pthread_join: try again briefly (a filter's EPERM is not retried).
+static long unshare_user(void) {
+    long r = syscall(SYS_unshare, CLONE_NEWUSER);
+    for (int i = 0; i < 200 && r < 0 && errno == EINVAL; i++) {
+        usleep(5000);
+        r = syscall(SYS_unshare, CLONE_NEWUSER);
+    }
+    return r;
+}
+
 int main(void) {
     int status;
     pid_t pid = fork();
@@ -30,6 +41,6 @@ int main(void) {
     if (r == 0) _exit(0);
     if (r > 0) waitpid((pid_t)r, &status, 0);
     printf("clone(CLONE_NEWUSER): %s\n", outcome(r));
-    printf("unshare(CLONE_NEWUSER): %s\n", outcome(syscall(SYS_unshare, CLONE_NEWUSER)));
+    printf("unshare(CLONE_NEWUSER): %s\n", outcome(unshare_user()));
     return 0;
 }
